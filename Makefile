@@ -1,0 +1,105 @@
+# ferry: durable spool-and-forward edge agent.
+#
+#   make            build the three programs into build/
+#   make test       install missing packages, build, run every test
+#   make run        install missing packages, build, run agent + forwarder
+#   make bench      benchmarks (not part of make test)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make SAN=1 ...  build with AddressSanitizer + UndefinedBehaviorSanitizer
+
+VERSION	= 0.1.0
+CC	?= cc
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+DESTDIR	?=
+CFLAGS	?= -O2 -g
+LDFLAGS	?=
+B	= build
+
+PKGS	= lmdb libmicrohttpd avro-c rdkafka libsodium inih jansson zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN	= -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	  -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wvla \
+	  -Wimplicit-fallthrough
+XCFLAGS	= -std=c11 -D_GNU_SOURCE -DFERRY_VERSION=\"$(VERSION)\" \
+	  -Iconf -Ispool -Iagent -Iforwarder $(WARN) -pthread $(PKG_CFLAGS)
+XLDFLAGS = -pthread
+ifeq ($(SAN),1)
+XCFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+XLDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC	= conf/log.c conf/conf.c $(filter-out $(TOOL_SRC),$(wildcard spool/*.c))
+AGENT_SRC = $(wildcard agent/*.c)
+FWD_SRC	= $(wildcard forwarder/*.c)
+TOOL_SRC = spool/ferry-spool.c
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+HELPER_SRC = $(wildcard tests/helpers/*.c)
+
+LIB	= $(B)/libferry.a
+PROGS	= $(B)/ferry-spool $(if $(AGENT_SRC),$(B)/ferry-agent) \
+	  $(if $(FWD_SRC),$(B)/ferry-forwarder)
+UNITS	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+HELPERS	= $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
+
+.PHONY: all deps test check run bench install clean
+all: $(PROGS)
+
+$(B)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_SRC:%.c=$(B)/%.o)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/ferry-spool: $(TOOL_SRC:%.c=$(B)/%.o) $(LIB)
+	$(CC) $(XLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(B)/ferry-agent: $(AGENT_SRC:%.c=$(B)/%.o) $(LIB)
+	$(CC) $(XLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(B)/ferry-forwarder: $(FWD_SRC:%.c=$(B)/%.o) $(LIB)
+	$(CC) $(XLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(LIB) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) $(XLDFLAGS) $(LDFLAGS) -o $@ $< $(LIB) \
+	    $(PKG_LIBS) $(CMOCKA_LIBS)
+$(B)/tests/%: tests/helpers/%.c $(LIB) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) $(XLDFLAGS) $(LDFLAGS) -o $@ $< $(LIB) \
+	    $(PKG_LIBS)
+
+deps:
+	@packaging/deps.sh $(DEPS)
+
+# Installs what is missing, then builds and runs in a fresh make so that
+# pkg-config sees the packages just installed.
+test:
+	@packaging/deps.sh test
+	@$(MAKE) --no-print-directory check
+
+check: $(PROGS) $(UNITS) $(HELPERS)
+	@tests/run.sh $(B)
+
+run:
+	@packaging/deps.sh build
+	@$(MAKE) --no-print-directory all
+	@tests/dev-run.sh $(B)
+
+bench:
+	@packaging/deps.sh bench
+	@$(MAKE) --no-print-directory all $(HELPERS)
+	@tests/bench/run.sh $(B)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/ferry
+	install -m 0755 $(PROGS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 conf/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry/ferry.conf
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,746 @@
+/*
+ * spool.c: the spool on LMDB (API in spool.h, record layout in record.h).
+ *
+ * One LMDB environment in a directory, opened by several processes at once;
+ * LMDB serialises writers across them.  Named databases, integers big-endian
+ * so that LMDB's byte order is numeric order:
+ *
+ *   meta      "format"    u32   on-disk format (SPOOL_FORMAT)
+ *             "spool_id"  16    random, set at creation
+ *             "next_seq"  u64   the next sequence number to assign
+ *             "created"   u64   creation time, ms
+ *             "key_check" 24+n  present iff encrypted: a known text sealed
+ *                               with the key, to tell a wrong key at open
+ *   events    u64 seq -> event record (record.h)
+ *   dedup     16-byte fingerprint -> u64 seq, u64 first_seen_ms
+ *   dedup_time  u64 first_seen_ms, 16-byte fingerprint -> ""  (expiry order)
+ *   cursors   sink name -> u64 last delivered seq, u64 updated_ms
+ *   dead      sink name, NUL, u64 seq -> u64 dead_ms, u16 reason length,
+ *             reason, the event record exactly as it was stored
+ *
+ * Transactions and durability: every write is one LMDB write transaction,
+ * committed with LMDB's default sync (fdatasync of the data file, then of
+ * the meta page), so a committed transaction survives kill -9 and power
+ * loss, and a crash at any moment leaves the last committed state: LMDB is
+ * copy-on-write and never overwrites live pages.  next_seq lives in meta and
+ * is written in the same transaction as the events it numbered, so sequence
+ * numbers are never reused, even after every event is trimmed.
+ *
+ * Readers use short transactions (a long reader pins pages and makes the
+ * file grow); bulk walks (read, check) re-open a transaction every chunk.
+ *
+ * Capacity: the map is max_size plus headroom.  Appends are refused with
+ * SPOOL_FULL once the pages in use (data file high-water mark minus free
+ * pages) plus the estimated size of the new events would pass max_size; the
+ * headroom keeps room for the copy-on-write pages that trimming and cursor
+ * updates need, so a full spool can always be drained.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "record.h"
+#include "spool.h"
+
+#include "spool_impl.h"
+
+struct spool_wtxn {
+	struct spool	*sp;
+	MDB_txn		*txn;
+	uint64_t	 next_seq;
+	uint64_t	 first_next_seq;
+	uint64_t	 used;		/* bytes in use when the txn began */
+	uint64_t	 added;		/* estimated bytes added since */
+};
+
+static const char *const rc_names[] = {
+	"ok", "error", "spool full", "not found", "unknown spool format",
+	"bad key", "damaged record", "invalid argument", "permission denied",
+};
+
+const char *
+spool_strerror(int rc)
+{
+	if (rc > 0 || -rc >= (int)(sizeof(rc_names) / sizeof(rc_names[0])))
+		return "unknown error";
+	return rc_names[-rc];
+}
+
+uint64_t
+spool_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *
+spool_dir(const struct spool *sp)
+{
+	return sp->dir;
+}
+
+uint64_t
+spool_max_bytes(const struct spool *sp)
+{
+	return sp->max_size;
+}
+
+void
+spool_id_hex(const unsigned char *id, char *buf)
+{
+	sodium_bin2hex(buf, 2 * SPOOL_IDLEN + 1, id, SPOOL_IDLEN);
+}
+
+/* Maps an LMDB error to a spool_rc and a message naming the spool. */
+int
+spool_lmdb_fail(const struct spool *sp, int rc, const char *what, char *err)
+{
+	if (rc == MDB_MAP_FULL) {
+		ERR("spool %s: full (%s)", sp->dir, what);
+		return SPOOL_FULL;
+	}
+	if (rc == MDB_MAP_RESIZED) {
+		ERR("spool %s: %s: the map was grown by another process "
+		    "(different spool.max_size?); restart this one", sp->dir,
+		    what);
+		return SPOOL_ERR;
+	}
+	ERR("spool %s: %s: %s", sp->dir, what, mdb_strerror(rc));
+	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND)
+		return SPOOL_CORRUPT;
+	if (rc == EACCES || rc == EPERM)
+		return SPOOL_EPERM;
+	return SPOOL_ERR;
+}
+
+MDB_val
+spool_mval(const void *p, size_t n)
+{
+	MDB_val v = { n, (void *)(uintptr_t)p };
+	return v;
+}
+
+int
+spool_meta_get64(struct spool *sp, MDB_txn *txn, const char *name, uint64_t *out)
+{
+	MDB_val k = spool_mval(name, strlen(name)), v;
+	int rc;
+
+	if ((rc = mdb_get(txn, sp->meta, &k, &v)) != 0)
+		return rc;
+	if (v.mv_size != 8)
+		return MDB_CORRUPTED;
+	*out = record_get64(v.mv_data);
+	return 0;
+}
+
+static int
+meta_put(struct spool *sp, MDB_txn *txn, const char *name, const void *p,
+    size_t n)
+{
+	MDB_val k = spool_mval(name, strlen(name)), v = spool_mval(p, n);
+
+	return mdb_put(txn, sp->meta, &k, &v, 0);
+}
+
+static int
+meta_put64(struct spool *sp, MDB_txn *txn, const char *name, uint64_t x)
+{
+	unsigned char b[8];
+
+	record_put64(b, x);
+	return meta_put(sp, txn, name, b, 8);
+}
+
+/*
+ * Opening.
+ */
+
+static int
+open_dbis(struct spool *sp, MDB_txn *txn, unsigned flags)
+{
+	struct { const char *name; MDB_dbi *dbi; } t[] = {
+		{ "events", &sp->events }, { "dedup", &sp->dedup },
+		{ "dedup_time", &sp->dtime }, { "cursors", &sp->cursors },
+		{ "dead", &sp->dead },
+	};
+	int rc;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if ((rc = mdb_dbi_open(txn, t[i].name, flags, t[i].dbi)) != 0)
+			return rc;
+	return 0;
+}
+
+static int
+key_check_make(struct spool *sp, MDB_txn *txn)
+{
+	unsigned char box[RECORD_NONCE + sizeof(KEY_CHECK_TEXT) + RECORD_TAG];
+	unsigned long long clen;
+
+	randombytes_buf(box, RECORD_NONCE);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(box + RECORD_NONCE, &clen,
+	    (const unsigned char *)KEY_CHECK_TEXT, sizeof(KEY_CHECK_TEXT),
+	    NULL, 0, NULL, box, sp->key);
+	return meta_put(sp, txn, "key_check", box, sizeof(box));
+}
+
+/* Creates the databases and meta of a new spool; TXN is a write txn. */
+static int
+spool_init(struct spool *sp, MDB_txn *txn, char *err)
+{
+	int rc;
+
+	randombytes_buf(sp->spool_id, sizeof(sp->spool_id));
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &sp->meta)) != 0 ||
+	    (rc = open_dbis(sp, txn, MDB_CREATE)) != 0 ||
+	    (rc = meta_put(sp, txn, "format", (unsigned char[]){ 0, 0, 0,
+	    SPOOL_FORMAT }, 4)) != 0 ||
+	    (rc = meta_put(sp, txn, "spool_id", sp->spool_id, 16)) != 0 ||
+	    (rc = meta_put64(sp, txn, "next_seq", 1)) != 0 ||
+	    (rc = meta_put64(sp, txn, "created", spool_now_ms())) != 0 ||
+	    (sp->encrypted && (rc = key_check_make(sp, txn)) != 0))
+		return spool_lmdb_fail(sp, rc, "creating the spool", err);
+	return SPOOL_OK;
+}
+
+/* Checks format, spool id and key of an existing spool. */
+static int
+spool_verify(struct spool *sp, MDB_txn *txn, char *err)
+{
+	MDB_val k, v;
+	const unsigned char *f;
+	unsigned format;
+	unsigned char plain[sizeof(KEY_CHECK_TEXT)];
+	int rc;
+
+	k = spool_mval("format", 6);
+	if (mdb_get(txn, sp->meta, &k, &v) != 0 || v.mv_size != 4) {
+		ERR("spool %s: damaged: no format version in meta", sp->dir);
+		return SPOOL_EFORMAT;
+	}
+	f = v.mv_data;
+	format = (unsigned)f[0] << 24 | (unsigned)f[1] << 16 |
+	    (unsigned)f[2] << 8 | f[3];
+	if (format != SPOOL_FORMAT) {
+		ERR("spool %s: format %u, this ferry reads format %d only%s",
+		    sp->dir, format, SPOOL_FORMAT, format > SPOOL_FORMAT ?
+		    " (written by a newer ferry?)" : "");
+		return SPOOL_EFORMAT;
+	}
+	k = spool_mval("spool_id", 8);
+	if (mdb_get(txn, sp->meta, &k, &v) != 0 || v.mv_size != 16) {
+		ERR("spool %s: damaged: no spool id in meta", sp->dir);
+		return SPOOL_EFORMAT;
+	}
+	memcpy(sp->spool_id, v.mv_data, 16);
+	if ((rc = open_dbis(sp, txn, 0)) != 0) {
+		ERR("spool %s: damaged: a database is missing (%s)", sp->dir,
+		    mdb_strerror(rc));
+		return SPOOL_EFORMAT;
+	}
+	k = spool_mval("key_check", 9);
+	rc = mdb_get(txn, sp->meta, &k, &v);
+	if (rc == MDB_NOTFOUND && sp->encrypted) {
+		ERR("spool %s: not encrypted, but a key is configured "
+		    "(remove spool.encryption_key_file, or start a new spool)",
+		    sp->dir);
+		return SPOOL_EKEY;
+	}
+	if (rc == 0 && !sp->encrypted) {
+		ERR("spool %s: encrypted, and no key is configured "
+		    "(set spool.encryption_key_file)", sp->dir);
+		return SPOOL_EKEY;
+	}
+	if (rc == 0 && (v.mv_size != sizeof(plain) + RECORD_ENC_OVERHEAD ||
+	    crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL,
+	    (unsigned char *)v.mv_data + RECORD_NONCE, v.mv_size -
+	    RECORD_NONCE, NULL, 0, v.mv_data, sp->key) != 0)) {
+		ERR("spool %s: wrong encryption key (the key file does not "
+		    "match the key this spool was created with)", sp->dir);
+		return SPOOL_EKEY;
+	}
+	return SPOOL_OK;
+}
+
+/* Opens or creates the spool's databases, then verifies them. */
+static int
+spool_attach(struct spool *sp, int create, char *err)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	MDB_cursor *c;
+	int rc, r;
+
+	if ((rc = mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return spool_lmdb_fail(sp, rc, "beginning a read", err);
+	rc = mdb_dbi_open(txn, "meta", 0, &sp->meta);
+	if (rc == 0) {
+		if ((r = spool_verify(sp, txn, err)) != SPOOL_OK) {
+			mdb_txn_abort(txn);
+			return r;
+		}
+		/* Committing a read txn makes its dbi handles shared. */
+		if ((rc = mdb_txn_commit(txn)) != 0)
+			return spool_lmdb_fail(sp, rc, "opening databases", err);
+		return SPOOL_OK;
+	}
+	if (rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return spool_lmdb_fail(sp, rc, "opening meta", err);
+	}
+	/* No meta.  Only a brand-new, empty environment may become a spool. */
+	r = mdb_cursor_open(txn, 1 /* MAIN_DBI */, &c);
+	if (r == 0) {
+		r = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		mdb_cursor_close(c);
+	}
+	mdb_txn_abort(txn);
+	if (r != MDB_NOTFOUND) {
+		ERR("spool %s: not a ferry spool (an LMDB file without ferry's "
+		    "meta); left untouched", sp->dir);
+		return SPOOL_EFORMAT;
+	}
+	if (!create) {
+		ERR("spool %s: no spool here (ferry-agent creates it)",
+		    sp->dir);
+		return SPOOL_NOTFOUND;
+	}
+	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0)
+		return spool_lmdb_fail(sp, rc, "beginning creation", err);
+	if ((r = spool_init(sp, txn, err)) != SPOOL_OK) {
+		mdb_txn_abort(txn);
+		return r;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return spool_lmdb_fail(sp, rc, "committing creation", err);
+	return SPOOL_OK;
+}
+
+/* Checks the directory; creates it when asked.  Never touches files. */
+static int
+spool_dir_ready(const struct spool *sp, int create, char *err)
+{
+	struct stat st;
+	char path[PATH_MAX + 16];
+
+	if (stat(sp->dir, &st) == -1) {
+		if (errno == EACCES) {
+			ERR("spool %s: %s", sp->dir, strerror(errno));
+			return SPOOL_EPERM;
+		}
+		if (errno != ENOENT || !create) {
+			ERR("spool %s: %s", sp->dir, errno == ENOENT ?
+			    "no such directory (ferry-agent creates it)" :
+			    strerror(errno));
+			return errno == ENOENT ? SPOOL_NOTFOUND : SPOOL_ERR;
+		}
+		if (mkdir(sp->dir, 0750) == -1) {
+			ERR("spool %s: cannot create: %s", sp->dir,
+			    strerror(errno));
+			return errno == EACCES ? SPOOL_EPERM : SPOOL_ERR;
+		}
+		return SPOOL_OK;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		ERR("spool %s: not a directory", sp->dir);
+		return SPOOL_EINVAL;
+	}
+	if (access(sp->dir, R_OK | W_OK | X_OK) == -1) {
+		ERR("spool %s: %s", sp->dir, strerror(errno));
+		return SPOOL_EPERM;
+	}
+	snprintf(path, sizeof(path), "%s/data.mdb", sp->dir);
+	if (stat(path, &st) == -1 && !create) {
+		ERR("spool %s: no spool here (ferry-agent creates it)",
+		    sp->dir);
+		return SPOOL_NOTFOUND;
+	}
+	if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) == -1) {
+		ERR("spool %s: data.mdb: %s", sp->dir, strerror(errno));
+		return SPOOL_EPERM;
+	}
+	return SPOOL_OK;
+}
+
+/* Map size: max_size (or the data file, if larger) plus headroom. */
+static uint64_t
+map_size_for(const struct spool *sp)
+{
+	struct stat st;
+	char path[PATH_MAX + 16];
+	uint64_t base = sp->max_size, head;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", sp->dir);
+	if (stat(path, &st) == 0 && (uint64_t)st.st_size > base)
+		base = (uint64_t)st.st_size;
+	head = base / 8;
+	if (head < (4u << 20))
+		head = 4u << 20;
+	if (head > (1ull << 30))
+		head = 1ull << 30;
+	return (base + head + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+}
+
+int
+spool_open(struct spool **spp, const struct spool_options *opt, char *err)
+{
+	struct spool *sp;
+	int rc, r, dead;
+
+	*spp = NULL;
+	if (sodium_init() < 0) {
+		ERR("libsodium failed to initialise");
+		return SPOOL_ERR;
+	}
+	if (opt->dir == NULL || *opt->dir == '\0' ||
+	    strlen(opt->dir) >= PATH_MAX) {
+		ERR("spool: no directory given");
+		return SPOOL_EINVAL;
+	}
+	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
+		ERR("spool: out of memory");
+		return SPOOL_ERR;
+	}
+	strcpy(sp->dir, opt->dir);
+	sp->max_size = opt->max_size ? opt->max_size : (1ull << 30);
+	sp->window_ms = opt->dedup_window_ms;
+	sp->psize = (unsigned)sysconf(_SC_PAGESIZE);
+	if (opt->key) {
+		sp->encrypted = 1;
+		memcpy(sp->key, opt->key, SPOOL_KEYLEN);
+		crypto_generichash(sp->fpkey, sizeof(sp->fpkey),
+		    (const unsigned char *)"ferry dedup fingerprint", 23,
+		    sp->key, SPOOL_KEYLEN);
+	}
+	if ((r = spool_dir_ready(sp, opt->create, err)) != SPOOL_OK)
+		goto fail;
+	sp->map_size = map_size_for(sp);
+	if ((rc = mdb_env_create(&sp->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(sp->env, 8)) != 0 ||
+	    (rc = mdb_env_set_mapsize(sp->env, sp->map_size)) != 0) {
+		r = spool_lmdb_fail(sp, rc, "creating the environment", err);
+		goto fail;
+	}
+	if ((rc = mdb_env_open(sp->env, sp->dir, MDB_NOTLS, 0640)) != 0) {
+		if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+			ERR("spool %s: data.mdb is not a readable LMDB file "
+			    "(%s); left untouched", sp->dir, mdb_strerror(rc));
+			r = SPOOL_EFORMAT;
+		} else
+			r = spool_lmdb_fail(sp, rc, "opening", err);
+		goto fail;
+	}
+	/* Reader slots of killed processes would pin pages forever. */
+	mdb_reader_check(sp->env, &dead);
+	if ((r = spool_attach(sp, opt->create, err)) != SPOOL_OK)
+		goto fail;
+	*spp = sp;
+	return SPOOL_OK;
+fail:
+	if (sp->env)
+		mdb_env_close(sp->env);
+	sodium_memzero(sp, sizeof(*sp));
+	free(sp);
+	return r;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	mdb_env_close(sp->env);
+	sodium_memzero(sp, sizeof(*sp));
+	free(sp);
+}
+
+/*
+ * Sizes.
+ */
+
+/* Pages on LMDB's free list, walked in a short read transaction. */
+static uint64_t
+free_pages(struct spool *sp)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t n = 0;
+	int rc;
+
+	if (mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	if (mdb_cursor_open(txn, 0 /* FREE_DBI */, &c) == 0) {
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+			n += *(size_t *)v.mv_data;	/* IDL: count first */
+		mdb_cursor_close(c);
+	}
+	mdb_txn_abort(txn);
+	return n;
+}
+
+uint64_t
+spool_used_bytes(struct spool *sp)
+{
+	MDB_envinfo info;
+	uint64_t hwm, fp;
+
+	mdb_env_info(sp->env, &info);
+	hwm = ((uint64_t)info.me_last_pgno + 1) * sp->psize;
+	/* Below half the limit the free list cannot matter: skip the walk. */
+	if (hwm < sp->max_size / 2)
+		return hwm;
+	fp = free_pages(sp) * sp->psize;
+	return fp < hwm ? hwm - fp : 0;
+}
+
+/* Estimated bytes an appended event takes, indexes included. */
+static uint64_t
+event_cost(const struct spool *sp, const struct spool_event *ev)
+{
+	uint64_t rec = record_size(ev, sp->encrypted) + 8 + 8;
+
+	if (rec > sp->psize / 2)	/* an overflow page run of its own */
+		rec = (rec + 16 + sp->psize - 1) / sp->psize * sp->psize;
+	/* dedup and dedup_time nodes, at B-tree fill of about 2/3 */
+	return rec + 3 * (SPOOL_IDLEN + DEDUP_VAL + DTIME_KEY + 24) / 2;
+}
+
+/*
+ * Writing.
+ */
+
+void
+spool_fingerprint(const struct spool *sp, struct spool_event *ev)
+{
+	crypto_generichash_state st;
+	unsigned char tag;
+
+	crypto_generichash_init(&st, sp->encrypted ? sp->fpkey : NULL,
+	    sp->encrypted ? sizeof(sp->fpkey) : 0, SPOOL_IDLEN);
+	crypto_generichash_update(&st, (const unsigned char *)ev->stream,
+	    ev->stream_len);
+	/* The tag keeps "stream + key" apart from "stream + body". */
+	tag = ev->ikey_len ? 'k' : 'b';
+	crypto_generichash_update(&st, &tag, 1);
+	if (ev->ikey_len)
+		crypto_generichash_update(&st, (const unsigned char *)ev->ikey,
+		    ev->ikey_len);
+	else
+		crypto_generichash_update(&st, ev->body, ev->body_len);
+	crypto_generichash_final(&st, ev->id, SPOOL_IDLEN);
+}
+
+int
+spool_wbegin(struct spool *sp, struct spool_wtxn **wp, char *err)
+{
+	struct spool_wtxn *w;
+	int rc;
+
+	*wp = NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		ERR("spool %s: out of memory", sp->dir);
+		return SPOOL_ERR;
+	}
+	w->sp = sp;
+	w->used = spool_used_bytes(sp);
+	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &w->txn)) != 0) {
+		free(w);
+		return spool_lmdb_fail(sp, rc, "beginning a write", err);
+	}
+	if ((rc = spool_meta_get64(sp, w->txn, "next_seq", &w->next_seq)) != 0) {
+		mdb_txn_abort(w->txn);
+		free(w);
+		ERR("spool %s: damaged: next_seq unreadable (%s)", sp->dir,
+		    mdb_strerror(rc));
+		return SPOOL_CORRUPT;
+	}
+	w->first_next_seq = w->next_seq;
+	*wp = w;
+	return SPOOL_OK;
+}
+
+/* Appends or deduplicates EV inside TXN; *dup tells which. */
+static int
+wadd_one(struct spool_wtxn *w, MDB_txn *txn, struct spool_event *ev,
+    uint64_t now, int *dup)
+{
+	struct spool *sp = w->sp;
+	MDB_val k, v;
+	unsigned char seqb[8], dval[DEDUP_VAL], tkey[DTIME_KEY];
+	size_t size;
+	int rc;
+
+	*dup = 0;
+	if (sp->window_ms > 0) {
+		k = spool_mval(ev->id, SPOOL_IDLEN);
+		rc = mdb_get(txn, sp->dedup, &k, &v);
+		if (rc == 0 && v.mv_size == DEDUP_VAL &&
+		    record_get64((unsigned char *)v.mv_data + 8) +
+		    sp->window_ms > now) {
+			ev->seq = record_get64(v.mv_data);
+			*dup = 1;
+			return 0;
+		}
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	ev->seq = w->next_seq++;
+	record_put64(seqb, ev->seq);
+	k = spool_mval(seqb, 8);
+	size = record_size(ev, sp->encrypted);
+	v = spool_mval(NULL, size);
+	/* APPEND: seq only grows, and an existing key is an error. */
+	if ((rc = mdb_put(txn, sp->events, &k, &v,
+	    MDB_APPEND | MDB_RESERVE)) != 0)
+		return rc;
+	record_encode(ev, sp->encrypted ? sp->key : NULL, v.mv_data);
+	if (sp->window_ms == 0)
+		return 0;
+	record_put64(dval, ev->seq);
+	record_put64(dval + 8, now);
+	record_put64(tkey, now);
+	memcpy(tkey + 8, ev->id, SPOOL_IDLEN);
+	k = spool_mval(ev->id, SPOOL_IDLEN);
+	v = spool_mval(dval, sizeof(dval));
+	if ((rc = mdb_put(txn, sp->dedup, &k, &v, 0)) != 0)
+		return rc;
+	k = spool_mval(tkey, sizeof(tkey));
+	v = spool_mval("", 0);
+	return mdb_put(txn, sp->dtime, &k, &v, 0);
+}
+
+int
+spool_wadd(struct spool_wtxn *w, struct spool_event *evs, size_t n,
+    int ids_set, uint64_t now_ms, int *dup, char *err)
+{
+	struct spool *sp = w->sp;
+	MDB_txn *child;
+	uint64_t need = 0, saved = w->next_seq;
+	int rc, r;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((r = record_check_event(&evs[i], err)) != SPOOL_OK)
+			return r;
+		if (!ids_set)
+			spool_fingerprint(sp, &evs[i]);
+		need += event_cost(sp, &evs[i]);
+	}
+	if (w->used + w->added + need > sp->max_size) {
+		ERR("spool %s: full: %llu of %llu bytes in use, %llu more "
+		    "needed", sp->dir, (unsigned long long)(w->used +
+		    w->added), (unsigned long long)sp->max_size,
+		    (unsigned long long)need);
+		return SPOOL_FULL;
+	}
+	/* A nested transaction makes this group all or nothing. */
+	if ((rc = mdb_txn_begin(sp->env, w->txn, 0, &child)) != 0)
+		return spool_lmdb_fail(sp, rc, "beginning a nested write", err);
+	for (size_t i = 0; i < n; i++)
+		if ((rc = wadd_one(w, child, &evs[i], now_ms, &dup[i])) != 0)
+			goto fail;
+	if ((rc = mdb_txn_commit(child)) != 0) {
+		w->next_seq = saved;
+		return spool_lmdb_fail(sp, rc, "appending", err);
+	}
+	w->added += need;
+	return SPOOL_OK;
+fail:
+	mdb_txn_abort(child);
+	w->next_seq = saved;
+	return spool_lmdb_fail(sp, rc, "appending", err);
+}
+
+int
+spool_wcommit(struct spool_wtxn *w, char *err)
+{
+	struct spool *sp = w->sp;
+	int rc = 0;
+
+	if (w->next_seq != w->first_next_seq)
+		rc = meta_put64(sp, w->txn, "next_seq", w->next_seq);
+	if (rc == 0)
+		rc = mdb_txn_commit(w->txn);
+	else
+		mdb_txn_abort(w->txn);
+	free(w);
+	return rc ? spool_lmdb_fail(sp, rc, "committing", err) : SPOOL_OK;
+}
+
+void
+spool_wabort(struct spool_wtxn *w)
+{
+	if (w == NULL)
+		return;
+	mdb_txn_abort(w->txn);
+	free(w);
+}
+
+int
+spool_dedup_expire(struct spool_wtxn *w, uint64_t now_ms, size_t max,
+    size_t *removed, char *err)
+{
+	struct spool *sp = w->sp;
+	MDB_cursor *c;
+	MDB_val k, v, dk, dv;
+	uint64_t t;
+	size_t n = 0;
+	int rc;
+
+	*removed = 0;
+	if (sp->window_ms == 0)
+		return SPOOL_OK;
+	if ((rc = mdb_cursor_open(w->txn, sp->dtime, &c)) != 0)
+		return spool_lmdb_fail(sp, rc, "expiring dedup entries", err);
+	while (n < max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+		if (k.mv_size != DTIME_KEY)
+			break;
+		t = record_get64(k.mv_data);
+		if (t + sp->window_ms > now_ms)
+			break;
+		/* Only the entry this index row made: a newer one stays. */
+		dk = spool_mval((unsigned char *)k.mv_data + 8, SPOOL_IDLEN);
+		rc = mdb_get(w->txn, sp->dedup, &dk, &dv);
+		if (rc == 0 && dv.mv_size == DEDUP_VAL &&
+		    record_get64((unsigned char *)dv.mv_data + 8) == t)
+			rc = mdb_del(w->txn, sp->dedup, &dk, NULL);
+		if ((rc != 0 && rc != MDB_NOTFOUND) ||
+		    (rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(c);
+	*removed = n;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return spool_lmdb_fail(sp, rc, "expiring dedup entries", err);
+	return SPOOL_OK;
+}
+
+int
+spool_append(struct spool *sp, struct spool_event *evs, size_t n,
+    uint64_t now_ms, int *dup, char *err)
+{
+	struct spool_wtxn *w;
+	int r;
+
+	if ((r = spool_wbegin(sp, &w, err)) != SPOOL_OK)
+		return r;
+	if ((r = spool_wadd(w, evs, n, 0, now_ms, dup, err)) != SPOOL_OK) {
+		spool_wabort(w);
+		return r;
+	}
+	return spool_wcommit(w, err);
+}

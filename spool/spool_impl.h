@@ -1,0 +1,50 @@
+/*
+ * spool_impl.h: what the spool library's files share and nobody else sees:
+ * the struct behind the opaque handle and small LMDB helpers.  The key
+ * layout is documented at the top of spool.c.
+ */
+#ifndef FERRY_SPOOL_IMPL_H
+#define FERRY_SPOOL_IMPL_H
+
+#include <limits.h>
+#include <stdio.h>
+
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "record.h"
+#include "spool.h"
+
+/* Writes a message into a caller's SPOOL_ERRMAX buffer, truncating. */
+void	spool_seterr(char *err, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+#define ERR(...)	spool_seterr(err, __VA_ARGS__)
+
+#define KEY_CHECK_TEXT	"ferry spool key check"
+#define WALK_CHUNK	4096		/* entries per read transaction */
+#define DEDUP_VAL	16
+#define DTIME_KEY	(8 + SPOOL_IDLEN)
+#define CURSOR_VAL	16
+
+struct spool {
+	MDB_env		*env;
+	MDB_dbi		 meta, events, dedup, dtime, cursors, dead;
+	char		 dir[PATH_MAX];
+	uint64_t	 max_size;
+	uint64_t	 map_size;
+	uint64_t	 window_ms;
+	unsigned	 psize;
+	int		 encrypted;
+	unsigned char	 key[SPOOL_KEYLEN];
+	unsigned char	 fpkey[crypto_generichash_KEYBYTES];
+	unsigned char	 spool_id[16];
+};
+
+int	spool_lmdb_fail(const struct spool *, int rc, const char *what,
+	    char *err);
+MDB_val	spool_mval(const void *p, size_t n);
+int	spool_meta_get64(struct spool *, MDB_txn *, const char *name,
+	    uint64_t *out);
+uint64_t spool_now_ms(void);
+
+#endif

@@ -1,0 +1,770 @@
+/*
+ * test_spool.c: unit tests of the spool library (spool/), with cmocka.
+ * Each test works in a fresh temporary directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "spool.h"
+
+#define MIN	60000ull
+#define T0	1700000000000ull
+
+struct fx {
+	char		 dir[64];
+	char		 err[SPOOL_ERRMAX];
+	struct spool	*sp;
+	struct spool_options opt;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	strcpy(f->dir, "/tmp/ferry-spool-test.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	f->opt.dir = f->dir;
+	f->opt.max_size = 64ull << 20;
+	f->opt.dedup_window_ms = 10 * MIN;
+	f->opt.create = 1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	spool_close(f->sp);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static void
+fx_open(struct fx *f)
+{
+	spool_close(f->sp);
+	f->sp = NULL;
+	int rc = spool_open(&f->sp, &f->opt, f->err);
+	if (rc != SPOOL_OK)
+		fail_msg("spool_open: %s", f->err);
+}
+
+static struct spool_event
+ev_make(const char *stream, const char *key, const char *body)
+{
+	struct spool_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.stream = stream;
+	e.stream_len = strlen(stream);
+	e.ctype = "application/json";
+	e.ctype_len = 16;
+	e.ikey = key;
+	e.ikey_len = key ? strlen(key) : 0;
+	e.addr = "127.0.0.1";
+	e.addr_len = 9;
+	e.body = body;
+	e.body_len = strlen(body);
+	e.received_ms = T0;
+	return e;
+}
+
+/* Appends one event; returns its seq, negative on error, dup in *dup. */
+static long long
+put1(struct fx *f, const char *stream, const char *key, const char *body,
+    uint64_t now, int *dupp)
+{
+	struct spool_event e = ev_make(stream, key, body);
+	int dup = -1, rc;
+
+	e.received_ms = now;
+	rc = spool_append(f->sp, &e, 1, now, &dup, f->err);
+	if (rc != SPOOL_OK)
+		return rc;
+	if (dupp)
+		*dupp = dup;
+	return (long long)e.seq;
+}
+
+struct got {
+	uint64_t	seq[64];
+	char		body[64][64];
+	char		key[64][64];
+	uint64_t	rms[64];
+	size_t		n;
+};
+
+static int
+got_cb(const struct spool_event *e, void *arg)
+{
+	struct got *g = arg;
+
+	if (g->n >= 64)
+		return 1;
+	g->seq[g->n] = e->seq;
+	g->rms[g->n] = e->received_ms;
+	snprintf(g->body[g->n], 64, "%.*s", (int)e->body_len,
+	    (const char *)e->body);
+	snprintf(g->key[g->n], 64, "%.*s", (int)e->ikey_len, e->ikey);
+	g->n++;
+	return 0;
+}
+
+static size_t
+read_all(struct fx *f, struct got *g)
+{
+	memset(g, 0, sizeof(*g));
+	long n = spool_read(f->sp, 0, 64, got_cb, g, f->err);
+	assert_true(n >= 0);
+	return (size_t)n;
+}
+
+static void
+t_create_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct spool_stat st;
+	char id[33];
+
+	fx_open(f);
+	assert_int_equal(spool_stat(f->sp, &st, f->err), SPOOL_OK);
+	assert_int_equal(st.events, 0);
+	assert_int_equal(st.next_seq, 1);
+	assert_int_equal(st.format, SPOOL_FORMAT);
+	assert_int_equal(strlen(st.spool_id), 32);
+	strcpy(id, st.spool_id);
+	fx_open(f);
+	assert_int_equal(spool_stat(f->sp, &st, f->err), SPOOL_OK);
+	assert_string_equal(st.spool_id, id);
+}
+
+static void
+t_roundtrip(void **state)
+{
+	struct fx *f = *state;
+	struct spool_event e[3] = {
+		ev_make("web", "k1", "{\"a\":1}"),
+		ev_make("web", NULL, "{\"a\":2}"),
+		ev_make("app.x-1_y", "k3", ""),
+	};
+	int dup[3];
+	struct got g;
+
+	fx_open(f);
+	assert_int_equal(spool_append(f->sp, e, 3, T0, dup, f->err), SPOOL_OK);
+	assert_int_equal(e[0].seq, 1);
+	assert_int_equal(e[1].seq, 2);
+	assert_int_equal(e[2].seq, 3);
+	assert_int_equal(dup[0] + dup[1] + dup[2], 0);
+	assert_int_equal(read_all(f, &g), 3);
+	assert_string_equal(g.body[0], "{\"a\":1}");
+	assert_string_equal(g.key[0], "k1");
+	assert_string_equal(g.key[1], "");
+	assert_string_equal(g.body[2], "");
+	assert_int_equal(g.rms[1], T0);
+	/* after = 2 starts at 3 */
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(spool_read(f->sp, 2, 10, got_cb, &g, f->err), 1);
+	assert_int_equal(g.seq[0], 3);
+	assert_int_equal(spool_get(f->sp, 4, got_cb, &g, f->err),
+	    SPOOL_NOTFOUND);
+}
+
+static void
+t_seq_never_reused(void **state)
+{
+	struct fx *f = *state;
+	size_t removed;
+
+	fx_open(f);
+	assert_int_equal(put1(f, "s", "a", "1", T0, NULL), 1);
+	assert_int_equal(put1(f, "s", "b", "2", T0, NULL), 2);
+	assert_int_equal(spool_cursor_set(f->sp, "sink", 2, T0, f->err),
+	    SPOOL_OK);
+	assert_int_equal(spool_trim(f->sp, T0, 0, 100, &removed, f->err),
+	    SPOOL_OK);
+	assert_int_equal(removed, 2);
+	fx_open(f);	/* drained empty, reopened */
+	assert_int_equal(put1(f, "s", "c", "3", T0, NULL), 3);
+}
+
+static void
+t_dedup(void **state)
+{
+	struct fx *f = *state;
+	struct spool_event e[3] = {
+		ev_make("s", "same", "x"), ev_make("s", "other", "y"),
+		ev_make("s", "same", "z"),
+	};
+	int dup[3], d;
+
+	fx_open(f);
+	/* repeated inside one batch: the second is a duplicate of the first */
+	assert_int_equal(spool_append(f->sp, e, 3, T0, dup, f->err), SPOOL_OK);
+	assert_int_equal(dup[0], 0);
+	assert_int_equal(dup[1], 0);
+	assert_int_equal(dup[2], 1);
+	assert_int_equal(e[2].seq, e[0].seq);
+	/* seen in a committed batch */
+	assert_int_equal(put1(f, "s", "same", "w", T0 + 1, &d), 1);
+	assert_int_equal(d, 1);
+	/* same key, other stream: not a duplicate */
+	assert_int_equal(put1(f, "t", "same", "w", T0 + 1, &d), 3);
+	assert_int_equal(d, 0);
+	/* no key: the body decides */
+	assert_int_equal(put1(f, "s", NULL, "body", T0, &d), 4);
+	assert_int_equal(put1(f, "s", NULL, "body", T0, &d), 4);
+	assert_int_equal(d, 1);
+	/* seen before a reopen */
+	fx_open(f);
+	assert_int_equal(put1(f, "s", "other", "q", T0 + 2, &d), 2);
+	assert_int_equal(d, 1);
+	/* past its window: stored anew, and then a duplicate of the new one */
+	assert_int_equal(put1(f, "s", "same", "late", T0 + 10 * MIN, &d), 5);
+	assert_int_equal(d, 0);
+	assert_int_equal(put1(f, "s", "same", "late", T0 + 10 * MIN + 1, &d),
+	    5);
+	assert_int_equal(d, 1);
+}
+
+static void
+t_dedup_expire(void **state)
+{
+	struct fx *f = *state;
+	struct spool_wtxn *w;
+	struct spool_stat st;
+	size_t removed;
+	int d;
+
+	fx_open(f);
+	put1(f, "s", "a", "1", T0, NULL);
+	put1(f, "s", "b", "2", T0 + 5 * MIN, NULL);
+	/* a re-sent "a" after its window replaces a's entry */
+	assert_int_equal(put1(f, "s", "a", "1", T0 + 11 * MIN, &d), 3);
+	assert_int_equal(spool_wbegin(f->sp, &w, f->err), SPOOL_OK);
+	assert_int_equal(spool_dedup_expire(w, T0 + 12 * MIN, 100, &removed,
+	    f->err), SPOOL_OK);
+	assert_int_equal(removed, 1);	/* the first "a" row only */
+	assert_int_equal(spool_wcommit(w, f->err), SPOOL_OK);
+	assert_int_equal(spool_stat(f->sp, &st, f->err), SPOOL_OK);
+	assert_int_equal(st.dedup_entries, 2);	/* b, and the new a */
+	assert_int_equal(put1(f, "s", "a", "1", T0 + 12 * MIN, &d), 3);
+	assert_int_equal(d, 1);
+	assert_int_equal(spool_check(f->sp, NULL, NULL, f->err), 0);
+}
+
+static void
+t_group_all_or_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct spool_wtxn *w;
+	struct spool_event a = ev_make("s", "a", "1");
+	struct spool_event bad[2] = { ev_make("s", "b", "2"),
+	    ev_make("bad/name", "c", "3") };
+	struct spool_event c = ev_make("s", "c", "4");
+	int dup[2];
+	struct got g;
+
+	fx_open(f);
+	assert_int_equal(spool_wbegin(f->sp, &w, f->err), SPOOL_OK);
+	assert_int_equal(spool_wadd(w, &a, 1, 0, T0, dup, f->err), SPOOL_OK);
+	assert_int_equal(spool_wadd(w, bad, 2, 0, T0, dup, f->err),
+	    SPOOL_EINVAL);
+	assert_non_null(strstr(f->err, "stream name"));
+	assert_int_equal(spool_wadd(w, &c, 1, 0, T0, dup, f->err), SPOOL_OK);
+	assert_int_equal(spool_wcommit(w, f->err), SPOOL_OK);
+	assert_int_equal(read_all(f, &g), 2);
+	assert_int_equal(g.seq[0], 1);
+	assert_int_equal(g.seq[1], 2);	/* no gap left by the refused group */
+	assert_string_equal(g.key[1], "c");
+}
+
+static void
+t_abort_keeps_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct spool_wtxn *w;
+	struct spool_event a = ev_make("s", "a", "1");
+	int dup;
+	struct got g;
+
+	fx_open(f);
+	assert_int_equal(spool_wbegin(f->sp, &w, f->err), SPOOL_OK);
+	assert_int_equal(spool_wadd(w, &a, 1, 0, T0, &dup, f->err), SPOOL_OK);
+	spool_wabort(w);
+	assert_int_equal(read_all(f, &g), 0);
+	assert_int_equal(put1(f, "s", "a", "1", T0, &dup), 1);
+	assert_int_equal(dup, 0);
+}
+
+static void
+t_full_and_recover(void **state)
+{
+	struct fx *f = *state;
+	char body[1000];
+	long long seq, last = 0;
+	int full = 0, d;
+	size_t removed;
+	struct spool_stat st;
+
+	f->opt.max_size = 1 << 20;
+	fx_open(f);
+	memset(body, 'x', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
+	for (int i = 0; i < 5000; i++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "k%d", i);
+		seq = put1(f, "s", key, body, T0, &d);
+		if (seq == SPOOL_FULL) {
+			full = 1;
+			break;
+		}
+		assert_true(seq > 0);
+		last = seq;
+	}
+	assert_true(full);
+	assert_non_null(strstr(f->err, "full"));
+	assert_true(last > 100);
+	assert_int_equal(spool_stat(f->sp, &st, f->err), SPOOL_OK);
+	assert_int_equal(st.events, (uint64_t)last);
+	assert_true(st.used_bytes <= st.max_bytes);
+	assert_int_equal(spool_check(f->sp, NULL, NULL, f->err), 0);
+	/* a full spool can still be drained, then takes events again */
+	assert_int_equal(spool_cursor_set(f->sp, "k", (uint64_t)last, T0,
+	    f->err), SPOOL_OK);
+	assert_int_equal(spool_trim(f->sp, T0, 0, 1000000, &removed, f->err),
+	    SPOOL_OK);
+	assert_int_equal(removed, (size_t)last);
+	assert_int_equal(put1(f, "s", "after", body, T0, &d), last + 1);
+}
+
+static void
+t_shrink_max_size(void **state)
+{
+	struct fx *f = *state;
+	char body[2000];
+	int d;
+
+	fx_open(f);
+	memset(body, 'y', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
+	for (int i = 0; i < 1500; i++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_true(put1(f, "s", key, body, T0, &d) > 0);
+	}
+	f->opt.max_size = 1 << 20;	/* below the data present */
+	fx_open(f);
+	assert_int_equal(put1(f, "s", "more", body, T0, &d), SPOOL_FULL);
+	assert_int_equal(spool_check(f->sp, NULL, NULL, f->err), 0);
+	f->opt.max_size = 64 << 20;
+	fx_open(f);
+	assert_int_equal(put1(f, "s", "more", body, T0, &d), 1501);
+}
+
+static void
+t_encryption(void **state)
+{
+	struct fx *f = *state;
+	unsigned char key[SPOOL_KEYLEN], other[SPOOL_KEYLEN];
+	char path[128], *buf;
+	FILE *fp;
+	size_t n;
+	struct got g;
+	struct spool *sp2;
+
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(other, sizeof(other));
+	f->opt.key = key;
+	fx_open(f);
+	assert_int_equal(put1(f, "s", "SECRETKEY", "TOPSECRETBODY", T0, NULL),
+	    1);
+	assert_int_equal(read_all(f, &g), 1);
+	assert_string_equal(g.body[0], "TOPSECRETBODY");
+	assert_int_equal(spool_check(f->sp, NULL, NULL, f->err), 0);
+	spool_close(f->sp);
+	f->sp = NULL;
+	/* nothing of the event in clear on disk */
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	assert_non_null(fp = fopen(path, "rb"));
+	buf = malloc(8 << 20);
+	n = fread(buf, 1, 8 << 20, fp);
+	fclose(fp);
+	assert_null(memmem(buf, n, "TOPSECRET", 9));
+	assert_null(memmem(buf, n, "SECRETKEY", 9));
+	free(buf);
+	f->opt.key = other;
+	assert_int_equal(spool_open(&sp2, &f->opt, f->err), SPOOL_EKEY);
+	assert_non_null(strstr(f->err, "wrong encryption key"));
+	f->opt.key = NULL;
+	assert_int_equal(spool_open(&sp2, &f->opt, f->err), SPOOL_EKEY);
+	assert_non_null(strstr(f->err, "no key is configured"));
+	f->opt.key = key;
+	fx_open(f);
+}
+
+static void
+t_key_on_plain_spool(void **state)
+{
+	struct fx *f = *state;
+	unsigned char key[SPOOL_KEYLEN] = { 1 };
+	struct spool *sp2;
+
+	fx_open(f);
+	f->opt.key = key;
+	assert_int_equal(spool_open(&sp2, &f->opt, f->err), SPOOL_EKEY);
+	assert_non_null(strstr(f->err, "not encrypted"));
+}
+
+static int
+cursor_count(const char *sink, uint64_t seq, uint64_t ms, void *arg)
+{
+	(void)sink; (void)seq; (void)ms;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void
+t_cursors_trim_retain(void **state)
+{
+	struct fx *f = *state;
+	uint64_t seq, ms;
+	size_t removed;
+	int n = 0;
+
+	fx_open(f);
+	for (int i = 0; i < 10; i++) {
+		char key[8];
+		snprintf(key, sizeof(key), "%d", i);
+		put1(f, "s", key, key, T0 + (uint64_t)i * MIN, NULL);
+	}
+	assert_int_equal(spool_cursor_get(f->sp, "a", &seq, &ms, f->err),
+	    SPOOL_NOTFOUND);
+	assert_int_equal(spool_cursor_init(f->sp, "a", T0, f->err), SPOOL_OK);
+	assert_int_equal(spool_cursor_init(f->sp, "b", T0, f->err), SPOOL_OK);
+	assert_int_equal(spool_cursor_set(f->sp, "a", 8, T0 + 5, f->err),
+	    SPOOL_OK);
+	assert_int_equal(spool_cursor_init(f->sp, "a", T0, f->err), SPOOL_OK);
+	assert_int_equal(spool_cursor_get(f->sp, "a", &seq, &ms, f->err),
+	    SPOOL_OK);
+	assert_int_equal(seq, 8);	/* init leaves an existing cursor */
+	assert_int_equal(ms, T0 + 5);
+	assert_int_equal(spool_cursor_set(f->sp, "a", 11, T0, f->err),
+	    SPOOL_EINVAL);
+	assert_int_equal(spool_cursor_each(f->sp, cursor_count, &n, f->err),
+	    SPOOL_OK);
+	assert_int_equal(n, 2);
+	/* b is at 0: nothing may go */
+	assert_int_equal(spool_trim(f->sp, T0 + 100 * MIN, 0, 100, &removed,
+	    f->err), SPOOL_OK);
+	assert_int_equal(removed, 0);
+	assert_int_equal(spool_cursor_set(f->sp, "b", 10, T0, f->err),
+	    SPOOL_OK);
+	/* retain 5 min at T0+9min: seqs 1..5 (received T0..T0+4min) go */
+	assert_int_equal(spool_trim(f->sp, T0 + 9 * MIN, 5 * MIN, 100,
+	    &removed, f->err), SPOOL_OK);
+	assert_int_equal(removed, 5);
+	/* the lowest cursor (a at 8) bounds the rest: 6, 7, 8 */
+	assert_int_equal(spool_trim(f->sp, T0 + 100 * MIN, 0, 100, &removed,
+	    f->err), SPOOL_OK);
+	assert_int_equal(removed, 3);
+	assert_int_equal(spool_cursor_delete(f->sp, "a", f->err), SPOOL_OK);
+	assert_int_equal(spool_cursor_delete(f->sp, "a", f->err),
+	    SPOOL_NOTFOUND);
+	assert_int_equal(spool_trim(f->sp, T0 + 100 * MIN, 0, 1, &removed,
+	    f->err), SPOOL_OK);
+	assert_int_equal(removed, 1);	/* bounded by max */
+}
+
+static int
+dead_cb(const struct spool_dead *d, const struct spool_event *e, void *arg)
+{
+	char *out = arg;
+
+	snprintf(out, 128, "%s %llu %s %.*s", d->sink,
+	    (unsigned long long)d->seq, d->reason, (int)e->body_len,
+	    (const char *)e->body);
+	return 0;
+}
+
+static void
+t_dead_letters(void **state)
+{
+	struct fx *f = *state;
+	struct spool_stat st;
+	char out[128] = "";
+
+	fx_open(f);
+	put1(f, "s", "a", "poison", T0, NULL);
+	assert_int_equal(spool_dead_add(f->sp, "kafka", 1, "too large", T0,
+	    f->err), SPOOL_OK);
+	assert_int_equal(spool_dead_add(f->sp, "kafka", 7, "x", T0, f->err),
+	    SPOOL_NOTFOUND);
+	assert_int_equal(spool_dead_each(f->sp, NULL, dead_cb, out, f->err),
+	    1);
+	assert_string_equal(out, "kafka 1 too large poison");
+	assert_int_equal(spool_dead_each(f->sp, "other", dead_cb, out, f->err),
+	    0);
+	assert_int_equal(spool_stat(f->sp, &st, f->err), SPOOL_OK);
+	assert_int_equal(st.deadletters, 1);
+	assert_int_equal(spool_dead_drop(f->sp, "kafka", 1, f->err), SPOOL_OK);
+	assert_int_equal(spool_dead_drop(f->sp, "kafka", 1, f->err),
+	    SPOOL_NOTFOUND);
+}
+
+static void
+sha_file(const char *path, unsigned char out[32])
+{
+	FILE *fp = fopen(path, "rb");
+	crypto_hash_sha256_state st;
+	unsigned char buf[65536];
+	size_t n;
+
+	assert_non_null(fp);
+	crypto_hash_sha256_init(&st);
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+		crypto_hash_sha256_update(&st, buf, n);
+	fclose(fp);
+	crypto_hash_sha256_final(&st, out);
+}
+
+/* Rewrites meta "format" with LMDB directly, as a future ferry would. */
+static void
+set_format(const char *dir, unsigned v)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	unsigned char b[4] = { 0, 0, 0, (unsigned char)v };
+	MDB_val k = { 6, "format" }, d = { 4, b };
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &d, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void
+t_future_format_untouched(void **state)
+{
+	struct fx *f = *state;
+	unsigned char h1[32], h2[32];
+	char path[128];
+	struct spool *sp2;
+
+	fx_open(f);
+	put1(f, "s", "a", "1", T0, NULL);
+	spool_close(f->sp);
+	f->sp = NULL;
+	set_format(f->dir, 2);
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	sha_file(path, h1);
+	assert_int_equal(spool_open(&sp2, &f->opt, f->err), SPOOL_EFORMAT);
+	assert_non_null(strstr(f->err, "format 2"));
+	sha_file(path, h2);
+	assert_memory_equal(h1, h2, 32);
+}
+
+static void
+t_not_a_spool(void **state)
+{
+	struct fx *f = *state;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_val k = { 3, "key" }, d = { 5, "value" };
+	struct spool *sp2;
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_put(txn, 1, &k, &d, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(spool_open(&sp2, &f->opt, f->err), SPOOL_EFORMAT);
+	assert_non_null(strstr(f->err, "not a ferry spool"));
+}
+
+static void
+t_garbage_file_untouched(void **state)
+{
+	struct fx *f = *state;
+	char path[128], junk[100000];
+	unsigned char h1[32], h2[32];
+	struct spool *sp2;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	memset(junk, 'j', sizeof(junk));
+	assert_non_null(fp = fopen(path, "wb"));
+	fwrite(junk, 1, sizeof(junk), fp);
+	fclose(fp);
+	sha_file(path, h1);
+	assert_int_equal(spool_open(&sp2, &f->opt, f->err), SPOOL_EFORMAT);
+	assert_non_null(strstr(f->err, "left untouched"));
+	sha_file(path, h2);
+	assert_memory_equal(h1, h2, 32);
+}
+
+static void
+t_missing_dir(void **state)
+{
+	struct fx *f = *state;
+	char dir[128];
+	struct spool *sp2;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/nope", f->dir);
+	f->opt.dir = dir;
+	f->opt.create = 0;
+	assert_int_equal(spool_open(&sp2, &f->opt, f->err), SPOOL_NOTFOUND);
+	assert_int_equal(stat(dir, &st), -1);
+	f->opt.create = 1;
+	assert_int_equal(spool_open(&sp2, &f->opt, f->err), SPOOL_OK);
+	spool_close(sp2);
+	/* a directory with no spool in it, without create */
+	f->opt.create = 0;
+	snprintf(dir, sizeof(dir), "%s", f->dir);
+	f->opt.dir = f->dir;
+	assert_int_equal(spool_open(&sp2, &f->opt, f->err), SPOOL_NOTFOUND);
+	assert_non_null(strstr(f->err, "no spool here"));
+}
+
+static void
+t_stale_reader_cleared(void **state)
+{
+	struct fx *f = *state;
+	struct spool_stat st;
+	int cleared, status;
+	pid_t pid;
+
+	fx_open(f);
+	put1(f, "s", "a", "1", T0, NULL);
+	spool_close(f->sp);
+	f->sp = NULL;
+	pid = fork();
+	if (pid == 0) {
+		/* hold a reader slot, then die without releasing it */
+		MDB_env *env;
+		MDB_txn *txn;
+		mdb_env_create(&env);
+		mdb_env_set_maxdbs(env, 8);
+		mdb_env_set_mapsize(env, 128 << 20);
+		if (mdb_env_open(env, f->dir, MDB_NOTLS, 0640) != 0 ||
+		    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+			_exit(2);
+		kill(getpid(), SIGKILL);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	fx_open(f);	/* clears stale slots */
+	assert_int_equal(spool_readers(f->sp, 1, NULL, NULL, &cleared,
+	    f->err), SPOOL_OK);
+	assert_int_equal(cleared, 0);	/* already cleared by open */
+	assert_int_equal(spool_stat(f->sp, &st, f->err), SPOOL_OK);
+	assert_int_equal(st.events, 1);
+}
+
+static void
+t_bad_events(void **state)
+{
+	struct fx *f = *state;
+	char big[SPOOL_IKEY_MAX + 2];
+	struct spool_event e;
+	int dup;
+
+	fx_open(f);
+	e = ev_make("", "k", "b");
+	assert_int_equal(spool_append(f->sp, &e, 1, T0, &dup, f->err),
+	    SPOOL_EINVAL);
+	e = ev_make("a/b", "k", "b");
+	assert_int_equal(spool_append(f->sp, &e, 1, T0, &dup, f->err),
+	    SPOOL_EINVAL);
+	e = ev_make("0123456789012345678901234567890123456789012345678901234"
+	    "5678901234", "k", "b");	/* 65 characters */
+	assert_int_equal(spool_append(f->sp, &e, 1, T0, &dup, f->err),
+	    SPOOL_EINVAL);
+	e.stream_len = 64;		/* exactly at the limit */
+	assert_int_equal(spool_append(f->sp, &e, 1, T0, &dup, f->err),
+	    SPOOL_OK);
+	memset(big, 'k', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	e = ev_make("s", big, "b");
+	assert_int_equal(spool_append(f->sp, &e, 1, T0, &dup, f->err),
+	    SPOOL_EINVAL);
+	assert_non_null(strstr(f->err, "idempotency key"));
+	e.ikey_len = SPOOL_IKEY_MAX;
+	assert_int_equal(spool_append(f->sp, &e, 1, T0, &dup, f->err),
+	    SPOOL_OK);
+}
+
+static void
+t_backup(void **state)
+{
+	struct fx *f = *state;
+	char bdir[128];
+	struct spool_stat st;
+	struct spool *sp2;
+	struct spool_options o;
+
+	fx_open(f);
+	put1(f, "s", "a", "1", T0, NULL);
+	put1(f, "s", "b", "2", T0, NULL);
+	snprintf(bdir, sizeof(bdir), "%s/backup", f->dir);
+	assert_int_equal(spool_backup(f->sp, bdir, f->err), SPOOL_OK);
+	assert_int_equal(spool_backup(f->sp, bdir, f->err), SPOOL_EINVAL);
+	o = f->opt;
+	o.dir = bdir;
+	o.create = 0;
+	assert_int_equal(spool_open(&sp2, &o, f->err), SPOOL_OK);
+	assert_int_equal(spool_stat(sp2, &st, f->err), SPOOL_OK);
+	assert_int_equal(st.events, 2);
+	assert_int_equal(st.next_seq, 3);
+	spool_close(sp2);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(t_create_reopen), T(t_roundtrip), T(t_seq_never_reused),
+		T(t_dedup), T(t_dedup_expire), T(t_group_all_or_nothing),
+		T(t_abort_keeps_nothing), T(t_full_and_recover),
+		T(t_shrink_max_size), T(t_encryption), T(t_key_on_plain_spool),
+		T(t_cursors_trim_retain), T(t_dead_letters),
+		T(t_future_format_untouched), T(t_not_a_spool),
+		T(t_garbage_file_untouched), T(t_missing_dir),
+		T(t_stale_reader_cleared), T(t_bad_events), T(t_backup),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
