@@ -34,8 +34,10 @@ XCFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer \
 XLDFLAGS += -fsanitize=address,undefined
 endif
 
-LIB_SRC	= conf/log.c conf/conf.c $(filter-out $(TOOL_SRC),$(wildcard spool/*.c))
-AGENT_SRC = $(wildcard agent/*.c)
+# The library: everything the programs share and the unit tests link.
+LIB_SRC	= $(wildcard conf/*.c) $(filter-out $(TOOL_SRC),$(wildcard spool/*.c)) \
+	  $(wildcard agent/intake.c)
+AGENT_SRC = $(filter-out agent/intake.c,$(wildcard agent/*.c))
 FWD_SRC	= $(wildcard forwarder/*.c)
 TOOL_SRC = spool/ferry-spool.c
 UNIT_SRC = $(wildcard tests/unit/test_*.c)

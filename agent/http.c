@@ -1,0 +1,620 @@
+/*
+ * http.c: the HTTP face of ferry-agent, on libmicrohttpd.
+ *
+ *   POST /v1/events/{stream}   intake (see intake.h for bodies)
+ *   OPTIONS /v1/events/...     CORS preflight
+ *   GET  /ping                 liveness: 503 once shutdown has begun
+ *   GET  /ready                readiness: 503 starting, full, shutting down
+ *   GET  /metrics              Prometheus text
+ *
+ * A POST goes through three calls of the access handler: headers (route,
+ * auth, limits known up front), body chunks (collected up to max_body), and
+ * the final call, which decodes the body, hands the events to the writer
+ * and suspends the connection.  The writer resumes it after the commit, and
+ * the handler is called once more to send the answer.  No handler thread
+ * ever waits for the disk, so one slow commit delays no other connection's
+ * reads.
+ *
+ * Every refusal is answered with JSON {"error": "..."} that says what is
+ * wrong and what to do, and with the status a client can act on: 400 bad
+ * body, 401/403 auth, 404 unknown path or stream, 405 + Allow, 413 too
+ * large, 415 type, 431 headers, 503 + Retry-After (full, storage error,
+ * shutting down).
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "agent.h"
+#include "intake.h"
+#include "log.h"
+
+#define EVENTS_PREFIX	"/v1/events/"
+#define RETRY_FULL	"5"
+#define RETRY_BUSY	"1"
+#define BACKOFF_SECS	"10"
+
+enum phase { PH_BODY, PH_QUEUED };
+
+struct hreq {
+	struct intake_req	 ir;		/* for the writer */
+	struct agent		*a;
+	enum phase		 phase;
+	unsigned		 status;	/* error found while reading */
+	char			 msg[512];
+	char			 stream[SPOOL_STREAM_MAX + 1];
+	size_t			 stream_len;
+	char			 addr[SPOOL_ADDR_MAX + 1];
+	const struct conf_stream *sconf;
+	unsigned char		*body;
+	size_t			 len, cap;
+	struct intake_batch	 batch;
+};
+
+static int
+stream_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > SPOOL_STREAM_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		    s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* Is WORD one of the space-separated words of LIST? */
+static int
+in_list(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (list == NULL)
+		return 0;
+	for (const char *p = list; *p; ) {
+		size_t l;
+
+		p += strspn(p, " \t,");
+		l = strcspn(p, " \t,");
+		if (l == n && strncmp(p, word, n) == 0)
+			return 1;
+		p += l;
+	}
+	return 0;
+}
+
+static void
+cors_headers(struct agent *a, struct MHD_Connection *c,
+    struct MHD_Response *resp)
+{
+	const char *origin, *list = a->conf->agent.cors_origins;
+
+	origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	if (origin == NULL || list == NULL)
+		return;
+	if (!in_list(list, "*") && !in_list(list, origin))
+		return;
+	MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+	MHD_add_response_header(resp, "Vary", "Origin");
+	MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+	    "Backoff, Retry-After");
+}
+
+/* Queues a response with BODY (copied) and the usual headers. */
+static enum MHD_Result
+answer(struct agent *a, struct MHD_Connection *c, unsigned status,
+    const char *ctype, const char *body, size_t len, const char *hname,
+    const char *hval)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
+	    MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	if (ctype)
+		MHD_add_response_header(resp, "Content-Type", ctype);
+	if (hname)
+		MHD_add_response_header(resp, hname, hval);
+	cors_headers(a, c, resp);
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	metrics_status(&a->m, status);
+	return ret;
+}
+
+static enum MHD_Result
+answer_error(struct agent *a, struct MHD_Connection *c, unsigned status,
+    const char *msg, const char *hname, const char *hval)
+{
+	json_t *o = json_pack("{s:s}", "error", msg);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	enum MHD_Result ret;
+
+	ret = answer(a, c, status, "application/json", s ? s : "{}",
+	    s ? strlen(s) : 2, hname, hval);
+	free(s);
+	json_decref(o);
+	return ret;
+}
+
+static enum MHD_Result
+answer_text(struct agent *a, struct MHD_Connection *c, unsigned status,
+    const char *text)
+{
+	return answer(a, c, status, "text/plain; charset=utf-8", text,
+	    strlen(text), NULL, NULL);
+}
+
+static int
+spool_is_full(struct agent *a)
+{
+	if (!atomic_load(&a->full))
+		return 0;
+	/* Re-check: a trim by the forwarder may have made room. */
+	if (spool_used_bytes(a->spool) + (64u << 10) <
+	    spool_max_bytes(a->spool)) {
+		atomic_store(&a->full, 0);
+		return 0;
+	}
+	return 1;
+}
+
+static enum MHD_Result
+handle_get(struct agent *a, struct MHD_Connection *c, const char *url)
+{
+	int state = atomic_load(&a->state);
+
+	if (strcmp(url, "/ping") == 0)
+		return state >= AGENT_DRAINING ?
+		    answer_text(a, c, 503, "shutting down\n") :
+		    answer_text(a, c, 200, "pong\n");
+	if (strcmp(url, "/ready") == 0) {
+		if (state == AGENT_STARTING)
+			return answer_text(a, c, 503, "starting\n");
+		if (state >= AGENT_DRAINING)
+			return answer_text(a, c, 503, "shutting down\n");
+		if (spool_is_full(a))
+			return answer_text(a, c, 503, "spool full\n");
+		return answer_text(a, c, 200, "ready\n");
+	}
+	if (strcmp(url, "/metrics") == 0) {
+		size_t len;
+		char *text = metrics_render(a, &len);
+		enum MHD_Result ret;
+
+		if (text == NULL)
+			return answer_error(a, c, 500, "out of memory", NULL,
+			    NULL);
+		ret = answer(a, c, 200, "text/plain; version=0.0.4", text,
+		    len, NULL, NULL);
+		free(text);
+		return ret;
+	}
+	return answer_error(a, c, 404, "no such path (try POST "
+	    "/v1/events/STREAM, GET /ping, /ready, /metrics)", NULL, NULL);
+}
+
+static enum MHD_Result
+handle_preflight(struct agent *a, struct MHD_Connection *c)
+{
+	const char *origin, *list = a->conf->agent.cors_origins;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	if (origin == NULL || list == NULL ||
+	    (!in_list(list, "*") && !in_list(list, origin)))
+		return answer_error(a, c, 403, "origin not allowed (see "
+		    "[agent] cors_origins)", NULL, NULL);
+	resp = MHD_create_response_from_buffer(0, NULL,
+	    MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL)
+		return MHD_NO;
+	cors_headers(a, c, resp);
+	MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+	    "POST, OPTIONS");
+	MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+	    "Content-Type, Content-Encoding, Authorization, Idempotency-Key");
+	MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+	ret = MHD_queue_response(c, 204, resp);
+	MHD_destroy_response(resp);
+	metrics_status(&a->m, 204);
+	return ret;
+}
+
+static enum MHD_Result
+header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	size_t *sum = cls;
+
+	(void)kind;
+	*sum += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
+/* The client's address: the peer, or X-Forwarded-For from a trusted one. */
+static void
+remote_addr(struct agent *a, struct MHD_Connection *c, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+	const char *xff, *last;
+	size_t n;
+
+	buf[0] = '\0';
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return;
+	if (getnameinfo(sa, sa->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), buf,
+	    (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
+		buf[0] = '\0';
+	if (!in_list(a->conf->agent.trusted_proxies, buf))
+		return;
+	xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "X-Forwarded-For");
+	if (xff == NULL)
+		return;
+	/* The proxy appends the address it saw: take the last entry. */
+	last = strrchr(xff, ',');
+	last = last ? last + 1 : xff;
+	last += strspn(last, " \t");
+	n = strcspn(last, " \t");
+	if (n == 0 || n >= len)
+		return;
+	memcpy(buf, last, n);
+	buf[n] = '\0';
+}
+
+/* The first call of a POST: everything known before the body. */
+static enum MHD_Result
+post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
+    void **con_cls)
+{
+	const char *stream = url + strlen(EVENTS_PREFIX), *cl, *authz;
+	size_t slen = strlen(stream), hsize = 0;
+	const struct conf_stream *sc;
+	struct hreq *h;
+
+	if (!stream_name_ok(stream, slen))
+		return answer_error(a, c, 400, "invalid stream name: use 1 to "
+		    "64 of A-Z a-z 0-9 . _ -", NULL, NULL);
+	sc = conf_stream_find(a->conf, stream, slen);
+	if (sc == NULL && a->conf->agent.strict_streams)
+		return answer_error(a, c, 404, "unknown stream (no "
+		    "[stream.NAME] section for it)", NULL, NULL);
+	if (atomic_load(&a->state) >= AGENT_STOPPING)
+		return answer_error(a, c, 503, "shutting down; retry on "
+		    "another node", "Retry-After", RETRY_BUSY);
+	MHD_get_connection_values(c, MHD_HEADER_KIND, header_size, &hsize);
+	if (hsize > a->conf->agent.max_header)
+		return answer_error(a, c, 431, "request headers larger than "
+		    "max_header", NULL, NULL);
+	if (a->tokens) {
+		enum auth_result ar;
+
+		authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    "Authorization");
+		pthread_rwlock_rdlock(&a->tlock);
+		ar = tokens_check(a->tokens, authz, stream, slen);
+		pthread_rwlock_unlock(&a->tlock);
+		if (ar == AUTH_MISSING || ar == AUTH_BAD)
+			return answer_error(a, c, 401, ar == AUTH_MISSING ?
+			    "missing bearer token (Authorization: Bearer "
+			    "TOKEN)" : "unknown bearer token",
+			    "WWW-Authenticate", "Bearer realm=\"ferry\"");
+		if (ar == AUTH_FORBIDDEN)
+			return answer_error(a, c, 403, "this token may not "
+			    "write to this stream", NULL, NULL);
+	}
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Content-Length");
+	if (cl && strtoull(cl, NULL, 10) > a->conf->agent.max_body)
+		return answer_error(a, c, 413, "body larger than max_body; "
+		    "split it into smaller requests", NULL, NULL);
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return MHD_NO;
+	h->a = a;
+	h->sconf = sc;
+	memcpy(h->stream, stream, slen);
+	h->stream_len = slen;
+	remote_addr(a, c, h->addr, sizeof(h->addr));
+	*con_cls = h;
+	return MHD_YES;
+}
+
+static int
+body_append(struct hreq *h, const char *data, size_t len, size_t max)
+{
+	if (h->len + len > max)
+		return -1;
+	if (h->len + len > h->cap) {
+		size_t cap = h->cap ? h->cap : 4096;
+		unsigned char *p;
+
+		while (cap < h->len + len)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		if ((p = realloc(h->body, cap)) == NULL)
+			return -1;
+		h->body = p;
+		h->cap = cap;
+	}
+	memcpy(h->body + h->len, data, len);
+	h->len += len;
+	return 0;
+}
+
+/* The last call of a POST before the commit: decode and queue. */
+static enum MHD_Result
+post_submit(struct agent *a, struct MHD_Connection *c, struct hreq *h)
+{
+	struct intake_limits lim;
+	uint64_t now = agent_now_ms();
+	unsigned status;
+	char err[512];
+
+	lim.max_body = a->conf->agent.max_body;
+	lim.max_events = a->conf->agent.max_events;
+	lim.json_key = a->conf->dedup.json_key;
+	lim.allow_opaque = h->sconf ? h->sconf->allow_opaque : 0;
+	status = (unsigned)intake_decode(&lim,
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Content-Encoding"),
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Idempotency-Key"), h->body ? (void *)h->body : (void *)"",
+	    h->len, &h->batch, err, sizeof(err));
+	if (status != 0)
+		return answer_error(a, c, status, err, NULL, NULL);
+	for (size_t i = 0; i < h->batch.n; i++) {
+		struct spool_event *e = &h->batch.evs[i];
+
+		e->stream = h->stream;
+		e->stream_len = h->stream_len;
+		e->addr = h->addr;
+		e->addr_len = strlen(h->addr);
+		e->received_ms = now;
+		spool_fingerprint(a->spool, e);
+	}
+	h->ir.conn = c;
+	h->ir.evs = h->batch.evs;
+	h->ir.n = h->batch.n;
+	h->ir.bytes = h->batch.bytes;
+	if ((h->ir.dup = calloc(h->batch.n, sizeof(int))) == NULL)
+		return MHD_NO;
+	h->phase = PH_QUEUED;
+	MHD_suspend_connection(c);
+	writer_submit(a, &h->ir);
+	return MHD_YES;
+}
+
+/* After the writer resumed us: the outcome of the commit. */
+static enum MHD_Result
+post_answer(struct agent *a, struct MHD_Connection *c, struct hreq *h)
+{
+	char body[128];
+	int over;
+
+	switch (h->ir.rc) {
+	case SPOOL_OK:
+		atomic_fetch_add(&a->m.events, h->ir.accepted);
+		atomic_fetch_add(&a->m.duplicates, h->ir.duplicates);
+		atomic_fetch_add(&a->m.bytes, h->ir.bytes);
+		snprintf(body, sizeof(body), "{\"accepted\":%zu,"
+		    "\"duplicates\":%zu}", h->ir.accepted, h->ir.duplicates);
+		over = spool_used_bytes(a->spool) * 100 >
+		    spool_max_bytes(a->spool) * a->conf->spool.high_watermark;
+		return answer(a, c, 200, "application/json", body,
+		    strlen(body), over ? "Backoff" : NULL, BACKOFF_SECS);
+	case SPOOL_FULL:
+		atomic_fetch_add(&a->m.rejected_full, h->ir.n);
+		return answer_error(a, c, 503, "spool full: nothing of this "
+		    "request was stored; retry later", "Retry-After",
+		    RETRY_FULL);
+	case SPOOL_EINVAL:
+		return answer_error(a, c, 400, h->ir.err, NULL, NULL);
+	default:
+		return answer_error(a, c, 503, "storage error: nothing of "
+		    "this request was stored; retry", "Retry-After",
+		    RETRY_BUSY);
+	}
+}
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **con_cls)
+{
+	struct agent *a = cls;
+	struct hreq *h = *con_cls;
+	int is_events = strncmp(url, EVENTS_PREFIX,
+	    strlen(EVENTS_PREFIX)) == 0;
+
+	(void)version;
+	if (h == NULL) {
+		if (is_events && strcmp(method, "POST") == 0)
+			return post_begin(a, c, url, con_cls);
+		if (is_events && strcmp(method, "OPTIONS") == 0)
+			return handle_preflight(a, c);
+		if (is_events)
+			return answer_error(a, c, 405, "use POST", "Allow",
+			    "POST, OPTIONS");
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+		    (strcmp(url, "/ping") == 0 || strcmp(url, "/ready") == 0 ||
+		    strcmp(url, "/metrics") == 0))
+			return answer_error(a, c, 405, "use GET", "Allow",
+			    "GET, HEAD");
+		return handle_get(a, c, url);
+	}
+	if (*upload_size != 0) {
+		if (h->status == 0 && body_append(h, upload, *upload_size,
+		    a->conf->agent.max_body) != 0) {
+			h->status = 413;
+			snprintf(h->msg, sizeof(h->msg), "body larger than "
+			    "max_body (%llu bytes); split it into smaller "
+			    "requests",
+			    (unsigned long long)a->conf->agent.max_body);
+		}
+		*upload_size = 0;
+		if (h->status)
+			return answer_error(a, c, h->status, h->msg, NULL,
+			    NULL);
+		return MHD_YES;
+	}
+	if (h->status)
+		return MHD_YES;		/* answered while reading */
+	if (h->phase == PH_QUEUED)
+		return post_answer(a, c, h);
+	return post_submit(a, c, h);
+}
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct hreq *h = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (h == NULL)
+		return;
+	intake_batch_free(&h->batch);
+	free(h->ir.dup);
+	free(h->body);
+	free(h);
+	*con_cls = NULL;
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	log_debug("http: %s", buf);
+}
+
+/* Parses "host:port" or "[v6]:port" into SS. */
+static int
+parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6,
+    char *err, size_t errlen)
+{
+	char host[256];
+	const char *port;
+	struct addrinfo hints, *res;
+	size_t hl;
+	int rc;
+
+	if (listen[0] == '[') {
+		const char *end = strchr(listen, ']');
+		if (end == NULL || end[1] != ':')
+			goto bad;
+		hl = (size_t)(end - listen - 1);
+		if (hl >= sizeof(host))
+			goto bad;
+		memcpy(host, listen + 1, hl);
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(listen, ':');
+		if (colon == NULL)
+			goto bad;
+		hl = (size_t)(colon - listen);
+		if (hl >= sizeof(host))
+			goto bad;
+		memcpy(host, listen, hl);
+		port = colon + 1;
+	}
+	host[hl] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(hl ? host : NULL, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "listen %s: %s", listen,
+		    gai_strerror(rc));
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*v6 = res->ai_family == AF_INET6;
+	freeaddrinfo(res);
+	return 0;
+bad:
+	snprintf(err, errlen, "listen %s: expected host:port", listen);
+	return -1;
+}
+
+int
+http_start(struct agent *a, char *err, size_t errlen)
+{
+	const struct conf *cf = a->conf;
+	struct sockaddr_storage ss;
+	unsigned flags, threads = (unsigned)cf->agent.threads;
+	int v6;
+
+	if (parse_listen(cf->agent.listen, &ss, &v6, err, errlen) != 0)
+		return -1;
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (unsigned)n : 1;
+	}
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	if (v6)
+		flags |= MHD_USE_IPv6;
+	a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handle, a,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cf->agent.max_conns,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)cf->agent.max_conns_per_ip,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)((cf->agent.idle_timeout_ms + 999) / 1000),
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)cf->agent.max_header + (32u << 10),
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+	    MHD_OPTION_END);
+	if (a->httpd == NULL) {
+		snprintf(err, errlen, "listen %s: cannot start the HTTP "
+		    "server (address in use or not available?)",
+		    cf->agent.listen);
+		return -1;
+	}
+	return 0;
+}
+
+void
+http_quiesce(struct agent *a)
+{
+	MHD_socket s = MHD_quiesce_daemon(a->httpd);
+
+	if (s != MHD_INVALID_SOCKET)
+		close(s);
+}
+
+void
+http_stop(struct agent *a)
+{
+	MHD_stop_daemon(a->httpd);
+	a->httpd = NULL;
+}

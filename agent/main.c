@@ -1,0 +1,293 @@
+/*
+ * main.c: ferry-agent's start-up, lifecycle and shutdown.
+ *
+ * Start-up, in order: options; configuration; logging; tokens; the spool
+ * (created if absent); the writer thread; the HTTP server; READY=1 to
+ * systemd.  Shutdown runs it in reverse.
+ *
+ * The lifecycle is a state machine driven from one place, the signal loop
+ * below (signals are blocked in every thread and read with sigtimedwait
+ * here, so no work happens in signal context):
+ *
+ *   STARTING --ready--> SERVING --TERM/INT--> DRAINING --delay over, or a
+ *   second TERM/INT--> STOPPING --no request in flight, or timeout--> exit
+ *
+ * DRAINING answers /ping and /ready with 503 for shutdown_delay while
+ * events are still taken, so a load balancer moves traffic away first.
+ * STOPPING closes the listening socket and refuses new POSTs; requests with
+ * the writer get shutdown_timeout to be committed and answered.  Nothing
+ * acknowledged can be lost at any point: a 2xx is only sent after its
+ * commit.  SIGHUP reloads tokens and log level.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: ferry-agent [-c FILE] [--check-config] "
+	    "[--version] [--help]\n"
+	    "  -c, --config FILE   configuration (default %s)\n"
+	    "      --check-config  validate the configuration and exit\n"
+	    "      --version       print the version and exit\n"
+	    "Receives events over HTTP and commits them to the spool;\n"
+	    "see ferry.conf for every setting.\n", CONF_DEFAULT_PATH);
+}
+
+/* Tells systemd, if it is listening (Type=notify), what we are doing. */
+static void
+sd_notify_msg(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strcpy(sun.sun_path, path);
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0';		/* abstract namespace */
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	if (sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sun, len) ==
+	    -1)
+		log_warn("sd_notify %s", path);
+	close(fd);
+}
+
+static int
+load_key(const struct conf *cf, unsigned char *key, int *have)
+{
+	char err[512];
+
+	*have = 0;
+	if (cf->spool.encryption_key_file == NULL)
+		return 0;
+	if (conf_read_key(cf->spool.encryption_key_file, key, err,
+	    sizeof(err)) != 0) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	*have = 1;
+	return 0;
+}
+
+/* SIGHUP: a new configuration, of which tokens and log level apply now. */
+static void
+reload(struct agent *a)
+{
+	struct conf *cf;
+	struct tokens *tk = NULL, *old;
+	char err[512];
+
+	if ((cf = conf_load(a->conf->path, NULL)) == NULL) {
+		log_warnx("reload: %s has errors; keeping the running "
+		    "configuration", a->conf->path);
+		return;
+	}
+	if (cf->agent.tokens_file && (tk = tokens_load(cf->agent.tokens_file,
+	    err, sizeof(err))) == NULL) {
+		log_warnx("reload: %s; keeping the old tokens", err);
+		conf_free(cf);
+		return;
+	}
+	pthread_rwlock_wrlock(&a->tlock);
+	old = a->tokens;
+	a->tokens = tk;
+	pthread_rwlock_unlock(&a->tlock);
+	tokens_free(old);
+	log_setlevel((enum log_level)cf->agent.log_level);
+	log_info("reloaded %s: %s, log level %d", cf->path, tk ?
+	    "tokens loaded" : "no tokens (auth off)", cf->agent.log_level);
+	/* Other settings need a restart; the running struct stays. */
+	conf_free(cf);
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The lifecycle loop; returns when the agent may exit. */
+static void
+run(struct agent *a, const sigset_t *set)
+{
+	const struct conf *cf = a->conf;
+	uint64_t deadline = 0;
+	struct timespec tick = { 0, 50 * 1000000 };
+	int sig;
+
+	for (;;) {
+		int state = atomic_load(&a->state);
+		uint64_t now = mono_ms();
+
+		if (state == AGENT_DRAINING && now >= deadline) {
+			log_info("shutdown: intake stopped; waiting up to "
+			    "%llums for %ld requests", (unsigned long long)
+			    cf->agent.shutdown_timeout_ms,
+			    atomic_load(&a->inflight));
+			atomic_store(&a->state, AGENT_STOPPING);
+			http_quiesce(a);
+			deadline = now + cf->agent.shutdown_timeout_ms;
+			continue;
+		}
+		if (state == AGENT_STOPPING &&
+		    (atomic_load(&a->inflight) == 0 || now >= deadline))
+			return;
+		sig = sigtimedwait(set, NULL, &tick);
+		if (sig == -1)
+			continue;
+		if (sig == SIGHUP) {
+			reload(a);
+			continue;
+		}
+		if (state == AGENT_SERVING) {
+			log_info("shutdown: %s; /ping answers 503 for %llums "
+			    "while intake goes on", strsignal(sig),
+			    (unsigned long long)cf->agent.shutdown_delay_ms);
+			sd_notify_msg("STOPPING=1");
+			atomic_store(&a->state, AGENT_DRAINING);
+			deadline = now + cf->agent.shutdown_delay_ms;
+		} else if (state == AGENT_DRAINING) {
+			log_info("shutdown: second %s, skipping the delay",
+			    strsignal(sig));
+			deadline = now;
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct agent a;
+	struct spool_options so;
+	const char *path = CONF_DEFAULT_PATH;
+	unsigned char key[SPOOL_KEYLEN];
+	char err[SPOOL_ERRMAX];
+	sigset_t set;
+	int ch, check = 0, have_key, rc;
+
+	/* 1. Options. */
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'n': check = 1; break;
+		case 'V': printf("ferry-agent %s\n", FERRY_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	log_init("ferry-agent", LOG_LVL_INFO);
+
+	/* 2. Configuration. */
+	memset(&a, 0, sizeof(a));
+	if ((a.conf = conf_load(path, NULL)) == NULL)
+		return EX_CONFIG;
+	if (check) {
+		printf("configuration OK\n");
+		conf_free(a.conf);
+		return 0;
+	}
+	log_setlevel((enum log_level)a.conf->agent.log_level);
+
+	/*
+	 * 3. Signals: blocked here, before any thread starts, so every
+	 * thread inherits the mask and only run() receives them.
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* 4. Tokens. */
+	pthread_mutex_init(&a.qlock, NULL);
+	pthread_cond_init(&a.qcond, NULL);
+	pthread_rwlock_init(&a.tlock, NULL);
+	if (a.conf->agent.tokens_file && (a.tokens = tokens_load(
+	    a.conf->agent.tokens_file, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+
+	/* 5. The spool. */
+	if (load_key(a.conf, key, &have_key) != 0)
+		return EX_CONFIG;
+	memset(&so, 0, sizeof(so));
+	so.dir = a.conf->spool.dir;
+	so.max_size = a.conf->spool.max_size;
+	so.dedup_window_ms = a.conf->dedup.window_ms;
+	so.key = have_key ? key : NULL;
+	so.create = 1;
+	if ((rc = spool_open(&a.spool, &so, err)) != SPOOL_OK)
+		fatalx("%s", err);
+
+	/* 6. The writer, 7. the HTTP server. */
+	if (writer_start(&a) != 0)
+		fatalx("cannot start the writer thread");
+	atomic_store(&a.state, AGENT_STARTING);
+	if (http_start(&a, err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	a.started_ms = agent_now_ms();
+	atomic_store(&a.state, AGENT_SERVING);
+	log_info("serving on %s, spool %s (%llu MiB max)%s",
+	    a.conf->agent.listen, a.conf->spool.dir,
+	    (unsigned long long)(a.conf->spool.max_size >> 20),
+	    a.tokens ? ", bearer tokens required" : "");
+	sd_notify_msg("READY=1");
+
+	/* 8. Serve until shut down. */
+	run(&a, &set);
+
+	/* Reverse order: HTTP, writer, spool. */
+	if (atomic_load(&a.inflight) != 0) {
+		/*
+		 * The writer is stuck (a hung disk): its requests were never
+		 * acknowledged, so leaving without them loses nothing.
+		 */
+		log_warnx("shutdown: %ld requests still with the writer "
+		    "after shutdown_timeout; exiting without answering them",
+		    atomic_load(&a.inflight));
+		_exit(0);
+	}
+	http_stop(&a);
+	writer_stop(&a);
+	spool_close(a.spool);
+	tokens_free(a.tokens);
+	log_info("stopped");
+	conf_free(a.conf);
+	return 0;
+}
