@@ -39,6 +39,7 @@
 #define RETRY_FULL	"5"
 #define RETRY_BUSY	"1"
 #define BACKOFF_SECS	"10"
+#define DISCARD_MAX	(8u << 20)	/* body dropped before cutting off */
 
 enum phase { PH_BODY, PH_QUEUED };
 
@@ -47,6 +48,8 @@ struct hreq {
 	struct agent		*a;
 	enum phase		 phase;
 	unsigned		 status;	/* error found while reading */
+	int			 answered;	/* answered before the body end */
+	size_t			 discarded;	/* body bytes dropped */
 	char			 msg[512];
 	char			 stream[SPOOL_STREAM_MAX + 1];
 	size_t			 stream_len;
@@ -61,6 +64,9 @@ static int
 stream_name_ok(const char *s, size_t len)
 {
 	if (len == 0 || len > SPOOL_STREAM_MAX)
+		return 0;
+	/* Names become file and topic names: no "." or "..". */
+	if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
 		return 0;
 	for (size_t i = 0; i < len; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
@@ -468,14 +474,25 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 			    "requests",
 			    (unsigned long long)a->conf->agent.max_body);
 		}
-		*upload_size = 0;
 		if (h->status)
+			h->discarded += *upload_size;
+		*upload_size = 0;
+		/*
+		 * Past the limit the rest is read and dropped, so that the
+		 * client, still sending, reads our 413 instead of a reset.
+		 * A body that goes on and on is cut off with the answer.
+		 */
+		if (h->status && h->discarded > DISCARD_MAX && !h->answered) {
+			h->answered = 1;
 			return answer_error(a, c, h->status, h->msg, NULL,
 			    NULL);
+		}
 		return MHD_YES;
 	}
+	if (h->answered)
+		return MHD_YES;
 	if (h->status)
-		return MHD_YES;		/* answered while reading */
+		return answer_error(a, c, h->status, h->msg, NULL, NULL);
 	if (h->phase == PH_QUEUED)
 		return post_answer(a, c, h);
 	return post_submit(a, c, h);
@@ -497,6 +514,19 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	free(h->body);
 	free(h);
 	*con_cls = NULL;
+}
+
+/*
+ * URLs are taken as sent, not percent-decoded: no stream name needs an
+ * escape, and decoding would let "%2e%2e" become ".." or "a%00b" become
+ * "a".  A '%' is then simply an invalid character of the name.
+ */
+static size_t
+no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
 }
 
 static void
@@ -592,6 +622,7 @@ http_start(struct agent *a, char *err, size_t errlen)
 	    (size_t)cf->agent.max_header + (32u << 10),
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, a,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+	    MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, a,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
 	    MHD_OPTION_END);
 	if (a->httpd == NULL) {

@@ -25,7 +25,7 @@ enum conf_kafka_format { CONF_FMT_RAW, CONF_FMT_AVRO, CONF_FMT_CONFLUENT };
 enum conf_kafka_key { CONF_KEY_IDEMPOTENCY, CONF_KEY_NONE, CONF_KEY_JSON };
 
 struct conf_prop {			/* kafka.NAME = VALUE, passed through */
-	char	*name;
+	char	*name;			/* NAME, without "kafka." */
 	char	*value;
 	int	 line;
 };

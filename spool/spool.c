@@ -328,6 +328,45 @@ spool_attach(struct spool *sp, int create, char *err)
 	return SPOOL_OK;
 }
 
+/*
+ * Looks at an existing data.mdb before LMDB does, because mdb_env_open()
+ * writes: it would initialise an empty file and create lock.mdb beside a
+ * file that is not LMDB's.  An empty file (a creation cut short) may be
+ * initialised only when creating; anything else must carry LMDB's magic.
+ */
+static int
+data_file_ok(const struct spool *sp, const char *path, off_t size,
+    int create, char *err)
+{
+	unsigned char hdr[20];
+	uint32_t magic;
+	FILE *fp;
+	size_t n;
+
+	if (size == 0) {
+		if (create)
+			return SPOOL_OK;
+		ERR("spool %s: data.mdb is empty: no spool here (ferry-agent "
+		    "creates it)", sp->dir);
+		return SPOOL_NOTFOUND;
+	}
+	if ((fp = fopen(path, "rb")) == NULL) {
+		ERR("spool %s: data.mdb: %s", sp->dir, strerror(errno));
+		return errno == EACCES ? SPOOL_EPERM : SPOOL_ERR;
+	}
+	n = fread(hdr, 1, sizeof(hdr), fp);
+	fclose(fp);
+	/* The first meta page: a 16-byte page header, then mm_magic. */
+	if (n == sizeof(hdr))
+		memcpy(&magic, hdr + 16, sizeof(magic));
+	if (n != sizeof(hdr) || magic != 0xBEEFC0DE) {
+		ERR("spool %s: data.mdb is not an LMDB file (damaged, or "
+		    "something else); left untouched", sp->dir);
+		return SPOOL_EFORMAT;
+	}
+	return SPOOL_OK;
+}
+
 /* Checks the directory; creates it when asked.  Never touches files. */
 static int
 spool_dir_ready(const struct spool *sp, int create, char *err)
@@ -362,16 +401,18 @@ spool_dir_ready(const struct spool *sp, int create, char *err)
 		return SPOOL_EPERM;
 	}
 	snprintf(path, sizeof(path), "%s/data.mdb", sp->dir);
-	if (stat(path, &st) == -1 && !create) {
+	if (stat(path, &st) == -1) {
+		if (create)
+			return SPOOL_OK;
 		ERR("spool %s: no spool here (ferry-agent creates it)",
 		    sp->dir);
 		return SPOOL_NOTFOUND;
 	}
-	if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) == -1) {
+	if (access(path, R_OK | W_OK) == -1) {
 		ERR("spool %s: data.mdb: %s", sp->dir, strerror(errno));
 		return SPOOL_EPERM;
 	}
-	return SPOOL_OK;
+	return data_file_ok(sp, path, st.st_size, create, err);
 }
 
 /* Map size: max_size (or the data file, if larger) plus headroom. */

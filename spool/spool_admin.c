@@ -83,12 +83,29 @@ struct check {
 	uint64_t	 last_seq;
 	unsigned char	*scratch;
 	size_t		 cap;
+	char		 last[512];	/* the last problem reported */
+	unsigned long	 repeats;	/* times it came again since */
 };
 
 static void
 report(struct check *ck, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Says how often the last problem repeated, if it did. */
+static void
+report_flush(struct check *ck)
+{
+	char msg[600];
+
+	if (ck->repeats > 0 && ck->problem) {
+		snprintf(msg, sizeof(msg), "(the problem above %lu more "
+		    "times)", ck->repeats);
+		ck->problem(msg, ck->arg);
+	}
+	ck->repeats = 0;
+}
+
+/* Reports a problem; the same one again is counted, not printed again. */
 static void
 report(struct check *ck, const char *fmt, ...)
 {
@@ -99,6 +116,12 @@ report(struct check *ck, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	ck->problems++;
+	if (strcmp(msg, ck->last) == 0) {
+		ck->repeats++;
+		return;
+	}
+	report_flush(ck);
+	snprintf(ck->last, sizeof(ck->last), "%s", msg);
 	if (ck->problem)
 		ck->problem(msg, ck->arg);
 }
@@ -132,7 +155,12 @@ walk(struct check *ck, MDB_dbi dbi, walk_fn fn)
 		}
 		if (!started)
 			rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-		else {
+		else if (lastlen == 0) {
+			/* A damaged empty key sorts first: step past it. */
+			rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+			if (rc == 0 && k.mv_size == 0)
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		} else {
 			k = spool_mval(last, lastlen);
 			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 			if (rc == 0 && k.mv_size == lastlen &&
@@ -262,7 +290,7 @@ dead_ok(const struct spool_dead *d, const struct spool_event *ev, void *a)
 long
 spool_check(struct spool *sp, spool_problem_cb problem, void *arg, char *err)
 {
-	struct check ck = { sp, problem, arg, 0, 0, 0, NULL, 0 };
+	struct check ck = { .sp = sp, .problem = problem, .arg = arg };
 	char why[SPOOL_ERRMAX];
 	MDB_txn *txn;
 	int rc;
@@ -278,14 +306,12 @@ spool_check(struct spool *sp, spool_problem_cb problem, void *arg, char *err)
 	if ((rc = walk(&ck, sp->events, check_event)) != 0 ||
 	    (rc = walk(&ck, sp->dedup, check_dedup)) != 0 ||
 	    (rc = walk(&ck, sp->dtime, check_dtime)) != 0 ||
-	    (rc = walk(&ck, sp->cursors, check_cursor)) != 0) {
-		free(ck.scratch);
-		report(&ck, "lmdb: %s", mdb_strerror(rc));
-		return ck.problems;
-	}
-	free(ck.scratch);
-	if (spool_dead_each(sp, NULL, dead_ok, NULL, why) < 0)
+	    (rc = walk(&ck, sp->cursors, check_cursor)) != 0)
+		report(&ck, "lmdb: %s (walk stopped here)", mdb_strerror(rc));
+	else if (spool_dead_each(sp, NULL, dead_ok, NULL, why) < 0)
 		report(&ck, "%s", why);
+	report_flush(&ck);
+	free(ck.scratch);
 	return ck.problems;
 }
 
