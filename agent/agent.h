@@ -74,6 +74,7 @@ struct agent {
 	_Atomic int		 state;		/* enum agent_state */
 	_Atomic int		 full;		/* last append hit SPOOL_FULL */
 	_Atomic long		 inflight;	/* requests with the writer */
+	_Atomic long		 requests;	/* POSTs begun, not yet done */
 	uint64_t		 started_ms;
 
 	/* writer queue: lock protects head, tail, stop */

@@ -333,6 +333,7 @@ post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
 		return MHD_NO;
 	h->a = a;
 	h->sconf = sc;
+	atomic_fetch_add(&a->requests, 1);
 	memcpy(h->stream, stream, slen);
 	h->stream_len = slen;
 	remote_addr(a, c, h->addr, sizeof(h->addr));
@@ -509,6 +510,7 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	if (h == NULL)
 		return;
+	atomic_fetch_sub(&h->a->requests, 1);
 	intake_batch_free(&h->batch);
 	free(h->ir.dup);
 	free(h->body);
@@ -611,6 +613,7 @@ http_start(struct agent *a, char *err, size_t errlen)
 	if (v6)
 		flags |= MHD_USE_IPv6;
 	a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handle, a,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, threads,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)cf->agent.max_conns,
@@ -621,9 +624,7 @@ http_start(struct agent *a, char *err, size_t errlen)
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)cf->agent.max_header + (32u << 10),
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, a,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
 	    MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, a,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
 	    MHD_OPTION_END);
 	if (a->httpd == NULL) {
 		snprintf(err, errlen, "listen %s: cannot start the HTTP "

@@ -148,14 +148,15 @@ run(struct agent *a, const sigset_t *set)
 			log_info("shutdown: intake stopped; waiting up to "
 			    "%llums for %ld requests", (unsigned long long)
 			    cf->agent.shutdown_timeout_ms,
-			    atomic_load(&a->inflight));
+			    atomic_load(&a->requests));
 			atomic_store(&a->state, AGENT_STOPPING);
 			http_quiesce(a);
 			deadline = now + cf->agent.shutdown_timeout_ms;
 			continue;
 		}
+		/* Requests underway, still uploading or with the writer. */
 		if (state == AGENT_STOPPING &&
-		    (atomic_load(&a->inflight) == 0 || now >= deadline))
+		    (atomic_load(&a->requests) == 0 || now >= deadline))
 			return;
 		sig = sigtimedwait(set, NULL, &tick);
 		if (sig == -1)
@@ -254,6 +255,14 @@ main(int argc, char **argv)
 	so.create = 1;
 	if ((rc = spool_open(&a.spool, &so, err)) != SPOOL_OK)
 		fatalx("%s", err);
+	/* Become the spool's writer now: lock, and load the dedup index. */
+	{
+		struct spool_wtxn *w;
+
+		if ((rc = spool_wbegin(a.spool, &w, err)) != SPOOL_OK)
+			fatalx("%s", err);
+		spool_wabort(w);
+	}
 
 	/* 6. The writer, 7. the HTTP server. */
 	if (writer_start(&a) != 0)
@@ -262,6 +271,9 @@ main(int argc, char **argv)
 	if (http_start(&a, err, sizeof(err)) != 0)
 		fatalx("%s", err);
 	a.started_ms = agent_now_ms();
+	/* A spool already full at start is not ready. */
+	atomic_store(&a.full, spool_used_bytes(a.spool) + (64u << 10) >=
+	    spool_max_bytes(a.spool));
 	atomic_store(&a.state, AGENT_SERVING);
 	log_info("serving on %s, spool %s (%llu MiB max)%s",
 	    a.conf->agent.listen, a.conf->spool.dir,

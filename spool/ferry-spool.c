@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -1116,6 +1117,22 @@ check_config(struct tool *t)
 	return 0;
 }
 
+/*
+ * LMDB trusts its file and aborts or faults on a damaged page.  For the
+ * operator that is a finding, not a crash: say so and exit 1.  Only
+ * async-signal-safe calls here.
+ */
+static void
+damaged(int sig)
+{
+	static const char msg[] = PROG ": LMDB stopped on a damaged page of "
+	    "the spool; see ferry-spool check, restore from a backup\n";
+
+	(void)sig;
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1130,6 +1147,9 @@ main(int argc, char *argv[])
 	char			 name[64];
 	int			 ch, rc, checkconf = 0;
 
+	signal(SIGABRT, damaged);
+	signal(SIGSEGV, damaged);
+	signal(SIGBUS, damaged);
 	memset(&t, 0, sizeof(t));
 	t.out = stdout;
 	argv[0] = PROG;

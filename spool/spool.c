@@ -11,9 +11,12 @@
  *             "created"   u64   creation time, ms
  *             "key_check" 24+n  present iff encrypted: a known text sealed
  *                               with the key, to tell a wrong key at open
+ *             "max_size"  u64   the writer's limit, for readers without a
+ *                               configuration (ferry-spool -d)
  *   events    u64 seq -> event record (record.h)
- *   dedup     16-byte fingerprint -> u64 seq, u64 first_seen_ms
- *   dedup_time  u64 first_seen_ms, 16-byte fingerprint -> ""  (expiry order)
+ *   dedup     u64 first_seen_ms, 16-byte fingerprint -> u64 seq
+ *             (time first: rows are added at the end and expired from the
+ *             start; lookups go through the in-memory index of dedup.c)
  *   cursors   sink name -> u64 last delivered seq, u64 updated_ms
  *   dead      sink name, NUL, u64 seq -> u64 dead_ms, u16 reason length,
  *             reason, the event record exactly as it was stored
@@ -41,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,11 +64,16 @@ struct spool_wtxn {
 	uint64_t	 first_next_seq;
 	uint64_t	 used;		/* bytes in use when the txn began */
 	uint64_t	 added;		/* estimated bytes added since */
+	struct undo {			/* index entries this txn added */
+		uint64_t	 fp, t;
+	}		*undo;
+	size_t		 nundo, undocap;
 };
 
 static const char *const rc_names[] = {
 	"ok", "error", "spool full", "not found", "unknown spool format",
 	"bad key", "damaged record", "invalid argument", "permission denied",
+	"spool locked by another writer",
 };
 
 const char *
@@ -172,7 +181,7 @@ open_dbis(struct spool *sp, MDB_txn *txn, unsigned flags)
 {
 	struct { const char *name; MDB_dbi *dbi; } t[] = {
 		{ "events", &sp->events }, { "dedup", &sp->dedup },
-		{ "dedup_time", &sp->dtime }, { "cursors", &sp->cursors },
+		{ "cursors", &sp->cursors },
 		{ "dead", &sp->dead },
 	};
 	int rc;
@@ -434,6 +443,33 @@ map_size_for(const struct spool *sp)
 	return (base + head + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
 }
 
+/*
+ * Without a configured max_size (ferry-spool -d DIR), take the one the
+ * writer recorded, and a map as large as the writer's, so that reading
+ * along while it grows the file works.
+ */
+static int
+adopt_max_size(struct spool *sp, char *err)
+{
+	MDB_txn *txn;
+	uint64_t recorded = 0, map;
+	int rc;
+
+	if ((rc = mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return spool_lmdb_fail(sp, rc, "beginning a read", err);
+	if (spool_meta_get64(sp, txn, "max_size", &recorded) != 0)
+		recorded = 0;
+	mdb_txn_abort(txn);
+	sp->max_size = recorded ? recorded : SPOOL_DEFAULT_MAX;
+	map = map_size_for(sp);
+	if (map > sp->map_size) {
+		if ((rc = mdb_env_set_mapsize(sp->env, map)) != 0)
+			return spool_lmdb_fail(sp, rc, "growing the map", err);
+		sp->map_size = map;
+	}
+	return SPOOL_OK;
+}
+
 int
 spool_open(struct spool **spp, const struct spool_options *opt, char *err)
 {
@@ -455,9 +491,10 @@ spool_open(struct spool **spp, const struct spool_options *opt, char *err)
 		return SPOOL_ERR;
 	}
 	strcpy(sp->dir, opt->dir);
-	sp->max_size = opt->max_size ? opt->max_size : (1ull << 30);
+	sp->max_size = opt->max_size;	/* 0: as the writer recorded it */
 	sp->window_ms = opt->dedup_window_ms;
 	sp->psize = (unsigned)sysconf(_SC_PAGESIZE);
+	sp->lockfd = -1;
 	if (opt->key) {
 		sp->encrypted = 1;
 		memcpy(sp->key, opt->key, SPOOL_KEYLEN);
@@ -487,6 +524,8 @@ spool_open(struct spool **spp, const struct spool_options *opt, char *err)
 	mdb_reader_check(sp->env, &dead);
 	if ((r = spool_attach(sp, opt->create, err)) != SPOOL_OK)
 		goto fail;
+	if (sp->max_size == 0 && (r = adopt_max_size(sp, err)) != SPOOL_OK)
+		goto fail;
 	*spp = sp;
 	return SPOOL_OK;
 fail:
@@ -503,6 +542,9 @@ spool_close(struct spool *sp)
 	if (sp == NULL)
 		return;
 	mdb_env_close(sp->env);
+	dindex_free(&sp->dindex);
+	if (sp->lockfd != -1)
+		close(sp->lockfd);	/* releases writer.lock */
 	sodium_memzero(sp, sizeof(*sp));
 	free(sp);
 }
@@ -556,8 +598,8 @@ event_cost(const struct spool *sp, const struct spool_event *ev)
 
 	if (rec > sp->psize / 2)	/* an overflow page run of its own */
 		rec = (rec + 16 + sp->psize - 1) / sp->psize * sp->psize;
-	/* dedup and dedup_time nodes, at B-tree fill of about 2/3 */
-	return rec + 3 * (SPOOL_IDLEN + DEDUP_VAL + DTIME_KEY + 24) / 2;
+	/* the dedup row: appended at the end of its tree, pages stay full */
+	return rec + DEDUP_KEY + DEDUP_VAL + 16;
 }
 
 /*
@@ -585,6 +627,114 @@ spool_fingerprint(const struct spool *sp, struct spool_event *ev)
 	crypto_generichash_final(&st, ev->id, SPOOL_IDLEN);
 }
 
+/* The first 8 bytes of a fingerprint, as the in-memory index keys it. */
+static uint64_t
+fp_prefix(const unsigned char *id)
+{
+	uint64_t x;
+
+	memcpy(&x, id, sizeof(x));
+	return x;
+}
+
+/* Notes max_size in meta for readers that have no configuration. */
+static int
+record_max_size(struct spool *sp)
+{
+	MDB_txn *txn;
+	uint64_t cur = 0;
+	int rc;
+
+	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if (spool_meta_get64(sp, txn, "max_size", &cur) == 0 &&
+	    cur == sp->max_size) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	if ((rc = meta_put64(sp, txn, "max_size", sp->max_size)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+/*
+ * Becomes this spool's one writer process: takes writer.lock (released by
+ * the kernel when the process dies, so kill -9 leaves nothing stale), then
+ * loads the dedup index from the durable table in short read transactions.
+ */
+static int
+writer_prepare(struct spool *sp, char *err)
+{
+	char path[PATH_MAX + 16];
+	unsigned char last[DEDUP_KEY];
+	int started = 0, rc;
+
+	snprintf(path, sizeof(path), "%s/writer.lock", sp->dir);
+	if ((sp->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) ==
+	    -1) {
+		ERR("spool %s: writer.lock: %s", sp->dir, strerror(errno));
+		return errno == EACCES ? SPOOL_EPERM : SPOOL_ERR;
+	}
+	if (flock(sp->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		ERR("spool %s: another process is appending to this spool "
+		    "(writer.lock is held): one ferry-agent per spool",
+		    sp->dir);
+		close(sp->lockfd);
+		sp->lockfd = -1;
+		return SPOOL_LOCKED;
+	}
+	if ((rc = record_max_size(sp)) != 0)
+		goto fail;
+	for (;;) {
+		MDB_txn *txn;
+		MDB_cursor *c;
+		MDB_val k, v;
+		size_t n = 0;
+
+		if ((rc = mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)) != 0)
+			break;
+		if ((rc = mdb_cursor_open(txn, sp->dedup, &c)) != 0) {
+			mdb_txn_abort(txn);
+			break;
+		}
+		k = spool_mval(last, sizeof(last));
+		rc = mdb_cursor_get(c, &k, &v, started ? MDB_SET_RANGE :
+		    MDB_FIRST);
+		if (rc == 0 && started && k.mv_size == sizeof(last) &&
+		    memcmp(k.mv_data, last, sizeof(last)) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		for (; rc == 0 && n < WALK_CHUNK; n++) {
+			const unsigned char *kp = k.mv_data;
+
+			/* A damaged row is spool_check's to report. */
+			if (k.mv_size == DEDUP_KEY && dindex_put(&sp->dindex,
+			    fp_prefix(kp + 8), record_get64(kp)) != 0) {
+				rc = ENOMEM;
+				break;
+			}
+			if (k.mv_size == DEDUP_KEY) {
+				memcpy(last, kp, sizeof(last));
+				started = 1;
+			}
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+		mdb_txn_abort(txn);
+		if (rc != 0)
+			break;
+	}
+	if (rc == MDB_NOTFOUND)
+		return SPOOL_OK;
+fail:
+	dindex_free(&sp->dindex);
+	flock(sp->lockfd, LOCK_UN);
+	close(sp->lockfd);
+	sp->lockfd = -1;
+	return spool_lmdb_fail(sp, rc, "loading the dedup index", err);
+}
+
 int
 spool_wbegin(struct spool *sp, struct spool_wtxn **wp, char *err)
 {
@@ -592,6 +742,8 @@ spool_wbegin(struct spool *sp, struct spool_wtxn **wp, char *err)
 	int rc;
 
 	*wp = NULL;
+	if (sp->lockfd == -1 && (rc = writer_prepare(sp, err)) != SPOOL_OK)
+		return rc;
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		ERR("spool %s: out of memory", sp->dir);
 		return SPOOL_ERR;
@@ -614,31 +766,104 @@ spool_wbegin(struct spool *sp, struct spool_wtxn **wp, char *err)
 	return SPOOL_OK;
 }
 
-/* Appends or deduplicates EV inside TXN; *dup tells which. */
+/* Remembers an index entry added in this txn, to take back on abort. */
+static int
+undo_push(struct spool_wtxn *w, uint64_t fp, uint64_t t)
+{
+	if (w->nundo == w->undocap) {
+		size_t cap = w->undocap ? w->undocap * 2 : 64;
+		struct undo *u = realloc(w->undo, cap * sizeof(*u));
+
+		if (u == NULL)
+			return ENOMEM;
+		w->undo = u;
+		w->undocap = cap;
+	}
+	w->undo[w->nundo].fp = fp;
+	w->undo[w->nundo].t = t;
+	w->nundo++;
+	return 0;
+}
+
+/* Takes back the index entries added since entry FROM. */
+static void
+undo_to(struct spool_wtxn *w, size_t from)
+{
+	while (w->nundo > from) {
+		w->nundo--;
+		dindex_del(&w->sp->dindex, w->undo[w->nundo].fp,
+		    w->undo[w->nundo].t);
+	}
+}
+
+/*
+ * Looks EV up among the fingerprints seen within the window: each prefix
+ * match in the index is confirmed, and its seq read, from the durable row.
+ * Returns 0 with *found set, or an LMDB error.
+ */
+static int
+dedup_lookup(struct spool *sp, MDB_txn *txn, const struct spool_event *ev,
+    uint64_t now, int *found, uint64_t *seq)
+{
+	unsigned char key[DEDUP_KEY];
+	uint64_t fp = fp_prefix(ev->id), t;
+	size_t iter = 0;
+	MDB_val k, v;
+	int rc;
+
+	*found = 0;
+	while ((t = dindex_next(&sp->dindex, fp, &iter)) != 0) {
+		if (t + sp->window_ms <= now)
+			continue;	/* seen, but long enough ago */
+		record_put64(key, t);
+		memcpy(key + 8, ev->id, SPOOL_IDLEN);
+		k = spool_mval(key, sizeof(key));
+		rc = mdb_get(txn, sp->dedup, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;	/* another fingerprint, same prefix */
+		if (rc != 0)
+			return rc;
+		if (v.mv_size == DEDUP_VAL)
+			*seq = record_get64(v.mv_data);
+		*found = 1;
+		return 0;
+	}
+	return 0;
+}
+
+#define WADD_FULL	(-30000)	/* wadd_one: max_size reached */
+
+/*
+ * Appends or deduplicates EV inside TXN; *dup tells which.  A duplicate
+ * takes no room, so only an append is held to max_size: *NEED counts
+ * what this group appended so far.
+ */
 static int
 wadd_one(struct spool_wtxn *w, MDB_txn *txn, struct spool_event *ev,
-    uint64_t now, int *dup)
+    uint64_t now, int *dup, uint64_t *need)
 {
 	struct spool *sp = w->sp;
 	MDB_val k, v;
-	unsigned char seqb[8], dval[DEDUP_VAL], tkey[DTIME_KEY];
+	unsigned char seqb[8], dkey[DEDUP_KEY];
+	uint64_t seq = 0;
 	size_t size;
-	int rc;
+	int rc, found;
 
 	*dup = 0;
+	if (now == 0)
+		now = 1;	/* 0 marks an empty slot of the index */
 	if (sp->window_ms > 0) {
-		k = spool_mval(ev->id, SPOOL_IDLEN);
-		rc = mdb_get(txn, sp->dedup, &k, &v);
-		if (rc == 0 && v.mv_size == DEDUP_VAL &&
-		    record_get64((unsigned char *)v.mv_data + 8) +
-		    sp->window_ms > now) {
-			ev->seq = record_get64(v.mv_data);
+		if ((rc = dedup_lookup(sp, txn, ev, now, &found, &seq)) != 0)
+			return rc;
+		if (found) {
+			ev->seq = seq;
 			*dup = 1;
 			return 0;
 		}
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return rc;
 	}
+	if (w->used + w->added + *need + event_cost(sp, ev) > sp->max_size)
+		return WADD_FULL;
+	*need += event_cost(sp, ev);
 	ev->seq = w->next_seq++;
 	record_put64(seqb, ev->seq);
 	k = spool_mval(seqb, 8);
@@ -651,17 +876,19 @@ wadd_one(struct spool_wtxn *w, MDB_txn *txn, struct spool_event *ev,
 	record_encode(ev, sp->encrypted ? sp->key : NULL, v.mv_data);
 	if (sp->window_ms == 0)
 		return 0;
-	record_put64(dval, ev->seq);
-	record_put64(dval + 8, now);
-	record_put64(tkey, now);
-	memcpy(tkey + 8, ev->id, SPOOL_IDLEN);
-	k = spool_mval(ev->id, SPOOL_IDLEN);
-	v = spool_mval(dval, sizeof(dval));
+	record_put64(dkey, now);
+	memcpy(dkey + 8, ev->id, SPOOL_IDLEN);
+	k = spool_mval(dkey, sizeof(dkey));
+	v = spool_mval(seqb, sizeof(seqb));
 	if ((rc = mdb_put(txn, sp->dedup, &k, &v, 0)) != 0)
 		return rc;
-	k = spool_mval(tkey, sizeof(tkey));
-	v = spool_mval("", 0);
-	return mdb_put(txn, sp->dtime, &k, &v, 0);
+	if ((rc = undo_push(w, fp_prefix(ev->id), now)) != 0)
+		return rc;
+	if (dindex_put(&sp->dindex, fp_prefix(ev->id), now) != 0) {
+		w->nundo--;
+		return ENOMEM;
+	}
+	return 0;
 }
 
 int
@@ -671,6 +898,7 @@ spool_wadd(struct spool_wtxn *w, struct spool_event *evs, size_t n,
 	struct spool *sp = w->sp;
 	MDB_txn *child;
 	uint64_t need = 0, saved = w->next_seq;
+	size_t undo_mark = w->nundo;
 	int rc, r;
 
 	for (size_t i = 0; i < n; i++) {
@@ -678,22 +906,16 @@ spool_wadd(struct spool_wtxn *w, struct spool_event *evs, size_t n,
 			return r;
 		if (!ids_set)
 			spool_fingerprint(sp, &evs[i]);
-		need += event_cost(sp, &evs[i]);
-	}
-	if (w->used + w->added + need > sp->max_size) {
-		ERR("spool %s: full: %llu of %llu bytes in use, %llu more "
-		    "needed", sp->dir, (unsigned long long)(w->used +
-		    w->added), (unsigned long long)sp->max_size,
-		    (unsigned long long)need);
-		return SPOOL_FULL;
 	}
 	/* A nested transaction makes this group all or nothing. */
 	if ((rc = mdb_txn_begin(sp->env, w->txn, 0, &child)) != 0)
 		return spool_lmdb_fail(sp, rc, "beginning a nested write", err);
 	for (size_t i = 0; i < n; i++)
-		if ((rc = wadd_one(w, child, &evs[i], now_ms, &dup[i])) != 0)
+		if ((rc = wadd_one(w, child, &evs[i], now_ms, &dup[i],
+		    &need)) != 0)
 			goto fail;
 	if ((rc = mdb_txn_commit(child)) != 0) {
+		undo_to(w, undo_mark);
 		w->next_seq = saved;
 		return spool_lmdb_fail(sp, rc, "appending", err);
 	}
@@ -701,8 +923,22 @@ spool_wadd(struct spool_wtxn *w, struct spool_event *evs, size_t n,
 	return SPOOL_OK;
 fail:
 	mdb_txn_abort(child);
+	undo_to(w, undo_mark);
 	w->next_seq = saved;
+	if (rc == WADD_FULL) {
+		ERR("spool %s: full: %llu of max_size %llu bytes in use",
+		    sp->dir, (unsigned long long)(w->used + w->added),
+		    (unsigned long long)sp->max_size);
+		return SPOOL_FULL;
+	}
 	return spool_lmdb_fail(sp, rc, "appending", err);
+}
+
+static void
+wtxn_free(struct spool_wtxn *w)
+{
+	free(w->undo);
+	free(w);
 }
 
 int
@@ -717,7 +953,9 @@ spool_wcommit(struct spool_wtxn *w, char *err)
 		rc = mdb_txn_commit(w->txn);
 	else
 		mdb_txn_abort(w->txn);
-	free(w);
+	if (rc != 0)
+		undo_to(w, 0);	/* the index must not outlive its rows */
+	wtxn_free(w);
 	return rc ? spool_lmdb_fail(sp, rc, "committing", err) : SPOOL_OK;
 }
 
@@ -727,7 +965,8 @@ spool_wabort(struct spool_wtxn *w)
 	if (w == NULL)
 		return;
 	mdb_txn_abort(w->txn);
-	free(w);
+	undo_to(w, 0);
+	wtxn_free(w);
 }
 
 int
@@ -736,7 +975,7 @@ spool_dedup_expire(struct spool_wtxn *w, uint64_t now_ms, size_t max,
 {
 	struct spool *sp = w->sp;
 	MDB_cursor *c;
-	MDB_val k, v, dk, dv;
+	MDB_val k, v;
 	uint64_t t;
 	size_t n = 0;
 	int rc;
@@ -744,22 +983,21 @@ spool_dedup_expire(struct spool_wtxn *w, uint64_t now_ms, size_t max,
 	*removed = 0;
 	if (sp->window_ms == 0)
 		return SPOOL_OK;
-	if ((rc = mdb_cursor_open(w->txn, sp->dtime, &c)) != 0)
+	if ((rc = mdb_cursor_open(w->txn, sp->dedup, &c)) != 0)
 		return spool_lmdb_fail(sp, rc, "expiring dedup entries", err);
 	while (n < max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
-		if (k.mv_size != DTIME_KEY)
+		if (k.mv_size != DEDUP_KEY)
 			break;
 		t = record_get64(k.mv_data);
 		if (t + sp->window_ms > now_ms)
 			break;
-		/* Only the entry this index row made: a newer one stays. */
-		dk = spool_mval((unsigned char *)k.mv_data + 8, SPOOL_IDLEN);
-		rc = mdb_get(w->txn, sp->dedup, &dk, &dv);
-		if (rc == 0 && dv.mv_size == DEDUP_VAL &&
-		    record_get64((unsigned char *)dv.mv_data + 8) == t)
-			rc = mdb_del(w->txn, sp->dedup, &dk, NULL);
-		if ((rc != 0 && rc != MDB_NOTFOUND) ||
-		    (rc = mdb_cursor_del(c, 0)) != 0)
+		/*
+		 * The index entry goes now, even if this txn aborts: the
+		 * row is expired, so it could never match again anyway.
+		 */
+		dindex_del(&sp->dindex, fp_prefix((unsigned char *)k.mv_data +
+		    8), t);
+		if ((rc = mdb_cursor_del(c, 0)) != 0)
 			break;
 		n++;
 	}

@@ -9,8 +9,12 @@
  *    ERR, a caller's buffer of SPOOL_ERRMAX bytes (ERR may be NULL).
  *  - The library never logs and never exits.
  *  - A struct spool may be used from several threads at once.  A write
- *    transaction (struct spool_wtxn) belongs to the thread that began it;
- *    LMDB serialises writers across threads and processes.
+ *    transaction (struct spool_wtxn) belongs to the thread that began it,
+ *    and one thread at a time may have one: the dedup index it updates is
+ *    not locked.  Only one process appends events to a spool (the first
+ *    spool_wbegin() takes writer.lock; others get SPOOL_LOCKED); cursor,
+ *    trim and dead-letter writes may come from any process, serialised by
+ *    LMDB.
  *  - Sequence numbers start at 1, are strictly increasing and are never
  *    reused, not even after the spool drains empty and is reopened.
  *  - Times are milliseconds since the Unix epoch, passed in by the caller.
@@ -31,6 +35,7 @@
 #define SPOOL_ADDR_MAX		64
 #define SPOOL_BODY_MAX		(64u << 20)
 #define SPOOL_SINK_MAX		64
+#define SPOOL_DEFAULT_MAX	(1ull << 30)
 
 enum spool_rc {
 	SPOOL_OK	=  0,
@@ -42,6 +47,7 @@ enum spool_rc {
 	SPOOL_CORRUPT	= -6,	/* a record fails to parse or decrypt */
 	SPOOL_EINVAL	= -7,	/* bad argument, e.g. stream name too long */
 	SPOOL_EPERM	= -8,	/* permission denied on the directory */
+	SPOOL_LOCKED	= -9,	/* another process appends to this spool */
 };
 
 struct spool;
@@ -49,7 +55,8 @@ struct spool_wtxn;
 
 struct spool_options {
 	const char		*dir;		/* the environment directory */
-	uint64_t		 max_size;	/* bytes events may use */
+	uint64_t		 max_size;	/* bytes events may use; 0: the
+						   one the writer recorded */
 	uint64_t		 dedup_window_ms;
 	const unsigned char	*key;		/* SPOOL_KEYLEN bytes or NULL */
 	int			 create;	/* create dir and spool if absent */
@@ -118,7 +125,10 @@ const char *spool_dir(const struct spool *);
 void	spool_fingerprint(const struct spool *, struct spool_event *ev);
 
 /*
- * Write transactions.  spool_wbegin() starts one; each spool_wadd() adds a
+ * Write transactions.  spool_wbegin() starts one (the first in a process
+ * takes writer.lock, SPOOL_LOCKED if another process holds it, and loads the
+ * dedup index: memory grows with the events seen in one dedup window, about
+ * 23 bytes each); each spool_wadd() adds a
  * group of N events all or nothing (a nested transaction), so a commit may
  * carry many requests and still refuse one that does not fit.  For each
  * event, dup[i] is set to 1 when it is a duplicate within the dedup window

@@ -126,6 +126,18 @@ report(struct check *ck, const char *fmt, ...)
 		ck->problem(msg, ck->arg);
 }
 
+/* LMDB's default order: bytes, then length. */
+static int
+key_cmp(const MDB_val *k, const unsigned char *b, size_t blen)
+{
+	size_t n = k->mv_size < blen ? k->mv_size : blen;
+	int c = memcmp(k->mv_data, b, n);
+
+	if (c != 0)
+		return c;
+	return k->mv_size < blen ? -1 : k->mv_size > blen;
+}
+
 typedef void (*walk_fn)(struct check *, MDB_txn *, const MDB_val *,
     const MDB_val *);
 
@@ -168,6 +180,14 @@ walk(struct check *ck, MDB_dbi dbi, walk_fn fn)
 				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 		}
 		for (; rc == 0 && n < WALK_CHUNK; n++) {
+			/*
+			 * Keys must rise; a damaged branch page can send the
+			 * cursor back, and the walk would never end.
+			 */
+			if (started && key_cmp(&k, last, lastlen) <= 0) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
 			fn(ck, txn, &k, &v);
 			lastlen = k.mv_size < sizeof(last) ? k.mv_size :
 			    sizeof(last);
@@ -226,36 +246,27 @@ check_dedup(struct check *ck, MDB_txn *txn, const MDB_val *k,
 	MDB_val ek, ed;
 	uint64_t seq;
 
-	if (k->mv_size != SPOOL_IDLEN || v->mv_size != DEDUP_VAL) {
-		report(ck, "dedup: entry of %zu/%zu bytes, not %d/%d",
-		    k->mv_size, v->mv_size, SPOOL_IDLEN, DEDUP_VAL);
+	if (k->mv_size != DEDUP_KEY || v->mv_size != DEDUP_VAL) {
+		report(ck, "dedup: row of %zu/%zu bytes, not %d/%d",
+		    k->mv_size, v->mv_size, DEDUP_KEY, DEDUP_VAL);
 		return;
 	}
 	seq = record_get64(v->mv_data);
 	if (seq == 0 || seq >= ck->next_seq) {
-		report(ck, "dedup: entry names seq %llu, past next_seq %llu",
+		report(ck, "dedup: row names seq %llu, past next_seq %llu",
 		    (unsigned long long)seq, (unsigned long long)ck->next_seq);
 		return;
 	}
 	record_put64(sb, seq);
 	ek = spool_mval(sb, 8);
 	if (mdb_get(txn, ck->sp->events, &ek, &ed) != 0)
-		return;		/* trimmed: the entry outlives its event */
+		return;		/* trimmed: the row outlives its event */
 	if (record_decode(ed.mv_data, ed.mv_size, seq, ck->sp->encrypted ?
 	    ck->sp->key : NULL, &ev, &ck->scratch, &ck->cap, NULL) ==
-	    SPOOL_OK && memcmp(ev.id, k->mv_data, SPOOL_IDLEN) != 0)
-		report(ck, "dedup: entry for seq %llu does not match that "
+	    SPOOL_OK && memcmp(ev.id, (unsigned char *)k->mv_data + 8,
+	    SPOOL_IDLEN) != 0)
+		report(ck, "dedup: row for seq %llu does not match that "
 		    "event's id", (unsigned long long)seq);
-}
-
-static void
-check_dtime(struct check *ck, MDB_txn *txn, const MDB_val *k,
-    const MDB_val *v)
-{
-	(void)txn;
-	if (k->mv_size != DTIME_KEY || v->mv_size != 0)
-		report(ck, "dedup_time: entry of %zu/%zu bytes, not %d/0",
-		    k->mv_size, v->mv_size, DTIME_KEY);
 }
 
 static void
@@ -305,7 +316,6 @@ spool_check(struct spool *sp, spool_problem_cb problem, void *arg, char *err)
 	}
 	if ((rc = walk(&ck, sp->events, check_event)) != 0 ||
 	    (rc = walk(&ck, sp->dedup, check_dedup)) != 0 ||
-	    (rc = walk(&ck, sp->dtime, check_dtime)) != 0 ||
 	    (rc = walk(&ck, sp->cursors, check_cursor)) != 0)
 		report(&ck, "lmdb: %s (walk stopped here)", mdb_strerror(rc));
 	else if (spool_dead_each(sp, NULL, dead_ok, NULL, why) < 0)

@@ -22,13 +22,25 @@ void	spool_seterr(char *err, const char *fmt, ...)
 
 #define KEY_CHECK_TEXT	"ferry spool key check"
 #define WALK_CHUNK	4096		/* entries per read transaction */
-#define DEDUP_VAL	16
-#define DTIME_KEY	(8 + SPOOL_IDLEN)
+#define DEDUP_KEY	(8 + SPOOL_IDLEN)	/* first_seen_ms, fingerprint */
+#define DEDUP_VAL	8			/* seq */
 #define CURSOR_VAL	16
+
+/* dedup.c: fingerprint prefix -> first_seen_ms, see its header. */
+struct dindex {
+	uint64_t	*fp;
+	uint64_t	*t;		/* 0: empty slot */
+	size_t		 cap;		/* a power of two, or 0 */
+	size_t		 n;
+};
+int		dindex_put(struct dindex *, uint64_t fp, uint64_t t);
+uint64_t	dindex_next(const struct dindex *, uint64_t fp, size_t *iter);
+int		dindex_del(struct dindex *, uint64_t fp, uint64_t t);
+void		dindex_free(struct dindex *);
 
 struct spool {
 	MDB_env		*env;
-	MDB_dbi		 meta, events, dedup, dtime, cursors, dead;
+	MDB_dbi		 meta, events, dedup, cursors, dead;
 	char		 dir[PATH_MAX];
 	uint64_t	 max_size;
 	uint64_t	 map_size;
@@ -38,6 +50,9 @@ struct spool {
 	unsigned char	 key[SPOOL_KEYLEN];
 	unsigned char	 fpkey[crypto_generichash_KEYBYTES];
 	unsigned char	 spool_id[16];
+	/* writer side, set up by the first spool_wbegin() of a process */
+	int		 lockfd;	/* writer.lock, -1 until taken */
+	struct dindex	 dindex;
 };
 
 int	spool_lmdb_fail(const struct spool *, int rc, const char *what,

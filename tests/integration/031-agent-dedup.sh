@@ -1,0 +1,131 @@
+#!/bin/sh
+# 031-agent-dedup.sh: duplicates are answered as successes and stored once.
+# Proves, with curl against the real agent and the spool read back by
+# `ferry-spool ls --json`, that an event is deduplicated:
+#  - by its Idempotency-Key (even when the body differs), and by stream +
+#    body when it has no key, but never across streams;
+#  - by [dedup] json_key inside an NDJSON batch and across batches;
+#  - when 20 clients send one key at the same moment (exactly one stored);
+#  - across a graceful restart and across a SIGKILL;
+#  - only within [dedup] window: after it, the same key is stored again.
+T=${FERRY_TESTS_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$T/lib.sh"
+. "$T/agent-lib.sh"
+
+A1='200 {"accepted":1,"duplicates":0}'
+D1='200 {"accepted":0,"duplicates":1}'
+# stored STREAM: how many events of STREAM the spool holds.
+stored() { spool_ls && spool_py "sum(1 for e in evs if e['stream']=='$1')"; }
+# bodies STREAM: the bodies of STREAM's events, in spool order.
+bodies() { spool_ls && spool_py "[e['body'] for e in evs if e['stream']=='$1']"; }
+
+agent_conf "$TMP/a.conf" "[dedup]" "json_key = id"
+ok "agent starts" agent_start || { done_testing; exit 1; }
+
+# --- Idempotency-Key -----------------------------------------------------
+is "key k-1, first: accepted" \
+    "$(post ik application/json '{"v":1}' -H 'Idempotency-Key: k-1')" "$A1"
+is "key k-1 again: duplicate" \
+    "$(post ik application/json '{"v":1}' -H 'Idempotency-Key: k-1')" "$D1"
+is "key k-1, other body: still a duplicate" \
+    "$(post ik application/json '{"v":2}' -H 'Idempotency-Key: k-1')" "$D1"
+is "key k-2, same body: accepted" \
+    "$(post ik application/json '{"v":1}' -H 'Idempotency-Key: k-2')" "$A1"
+is "key k-1 on another stream: accepted" \
+    "$(post ik2 application/json '{"v":1}' -H 'Idempotency-Key: k-1')" "$A1"
+is "stream ik: two events, the first bodies" "$(bodies ik)" \
+    "['{\"v\":1}', '{\"v\":1}']"
+is "stream ik: keys k-1, k-2" "$(spool_py \
+    "[e['key'] for e in evs if e['stream']=='ik']")" "['k-1', 'k-2']"
+
+# --- no key: by body -----------------------------------------------------
+is "no key, first: accepted" "$(post nk application/json '{"b":1}')" "$A1"
+is "no key, same body: duplicate" \
+    "$(post nk application/json '{"b":1}')" "$D1"
+is "no key, other body: accepted" \
+    "$(post nk application/json '{"b":2}')" "$A1"
+is "no key, same body, other stream: accepted" \
+    "$(post nk2 application/json '{"b":1}')" "$A1"
+is "stream nk: stored once each" "$(bodies nk)" \
+    "['{\"b\":1}', '{\"b\":2}']"
+
+# --- json_key = id, inside a batch and across batches --------------------
+printf '{"id":"a","n":1}\n{"id":"b","n":2}\n{"id":"a","n":3}\n{"id":"c","n":4}\n' \
+    >"$TMP/j1"
+printf '{"id":"c","n":5}\n{"id":"d","n":6}\n{"id":7,"n":7}\n{"id":7,"n":8}\n' \
+    >"$TMP/j2"
+is "batch 1 (a b a c): 3 accepted, 1 duplicate" \
+    "$(post jk application/x-ndjson "@$TMP/j1")" \
+    '200 {"accepted":3,"duplicates":1}'
+is "batch 2 (c d 7 7): 2 accepted, 2 duplicates" \
+    "$(post jk application/x-ndjson "@$TMP/j2")" \
+    '200 {"accepted":2,"duplicates":2}'
+is "batch 1 again: all duplicates" \
+    "$(post jk application/x-ndjson "@$TMP/j1")" \
+    '200 {"accepted":0,"duplicates":4}'
+is "json_key: first of each id stored, in order" "$(bodies jk)" \
+    "['{\"id\":\"a\",\"n\":1}', '{\"id\":\"b\",\"n\":2}', '{\"id\":\"c\",\"n\":4}', '{\"id\":\"d\",\"n\":6}', '{\"id\":7,\"n\":7}']"
+is "json_key: keys stored" "$(spool_py \
+    "[e['key'] for e in evs if e['stream']=='jk']")" \
+    "['a', 'b', 'c', 'd', '7']"
+is "json_key on a single event: duplicate of the batch's b" \
+    "$(post jk application/json '{"id":"b","n":9}')" "$D1"
+
+# --- 20 clients, one key, the same moment --------------------------------
+i=0 cpids=""
+while [ $i -lt 20 ]; do
+	( while [ ! -e "$TMP/go" ]; do sleep 0.01; done
+	  curl -s -o "$TMP/c.$i" -w '%{http_code}\n' --max-time 10 \
+	      -H 'Content-Type: application/json' \
+	      -H 'Idempotency-Key: race-1' --data-binary "{\"p\":$i}" \
+	      "$URL/v1/events/race" >"$TMP/s.$i" ) &
+	cpids="$cpids $!"
+	i=$((i + 1))
+done
+sleep 0.3
+touch "$TMP/go"
+for p in $cpids; do wait "$p"; done
+is "race: 20 answers 200" "$(cat "$TMP"/s.* | sort | uniq -c | tr -s ' ')" \
+    " 20 200"
+is "race: exactly one accepted" "$(grep -l '"accepted":1,"duplicates":0' "$TMP"/c.* | wc -l)" 1
+is "race: 19 duplicates" "$(grep -l '"accepted":0,"duplicates":1' "$TMP"/c.* | wc -l)" 19
+is "race: one event stored" "$(stored race)" 1
+N=$(spool_py "[e['body'] for e in evs if e['stream']=='race'][0][5:-1]")
+like "race: the stored body is the accepted one" \
+    "$(cat "$TMP/c.$N")" '"accepted":1'
+
+# --- across restarts -----------------------------------------------------
+is "before restart: accepted" \
+    "$(post rs application/json '{"r":1}' -H 'Idempotency-Key: rs-1')" "$A1"
+agent_stop
+is "SIGTERM: exit 0" "$AGENT_RC" 0
+ok "agent restarts" agent_start
+is "after restart: duplicate" \
+    "$(post rs application/json '{"r":1}' -H 'Idempotency-Key: rs-1')" "$D1"
+is "after restart, no key: same body a duplicate" \
+    "$(post nk application/json '{"b":2}')" "$D1"
+is "before SIGKILL: accepted" \
+    "$(post rs application/json '{"r":2}' -H 'Idempotency-Key: rs-2')" "$A1"
+agent_kill
+ok "agent restarts after SIGKILL" agent_start
+is "after SIGKILL: duplicate" \
+    "$(post rs application/json '{"r":2}' -H 'Idempotency-Key: rs-2')" "$D1"
+is "stream rs: two events" "$(stored rs)" 2
+agent_stop
+
+# --- the window ----------------------------------------------------------
+agent_conf "$TMP/w.conf" "[dedup]" "window = 2s"
+ok "agent with window = 2s starts" agent_start
+is "window: first: accepted" \
+    "$(post win application/json '{"w":1}' -H 'Idempotency-Key: w-1')" "$A1"
+is "window: again at once: duplicate" \
+    "$(post win application/json '{"w":1}' -H 'Idempotency-Key: w-1')" "$D1"
+sleep 3
+is "window: 3 s later: accepted again" \
+    "$(post win application/json '{"w":1}' -H 'Idempotency-Key: w-1')" "$A1"
+is "window: again at once: duplicate" \
+    "$(post win application/json '{"w":1}' -H 'Idempotency-Key: w-1')" "$D1"
+is "window: stored twice" "$(stored win)" 2
+agent_stop
+is "final SIGTERM: exit 0" "$AGENT_RC" 0
+done_testing
