@@ -13,7 +13,7 @@
  * file) changes it, in step with its transactions.
  *
  * The table holds the first 8 bytes of each fingerprint and the time it
- * was first seen, 16 bytes an entry, with open addressing and linear
+ * was first seen, 16 bytes an entry side by side (one cache miss a probe), with open addressing and linear
  * probing (fingerprints are already uniformly random: no hashing needed).
  * A prefix match is only a candidate: the caller confirms it with the full
  * fingerprint in the durable database.  Deletion shifts entries back, so
@@ -35,12 +35,8 @@ home(const struct dindex *d, uint64_t fp)
 static int
 dindex_alloc(struct dindex *d, size_t cap)
 {
-	if ((d->fp = calloc(cap, sizeof(*d->fp))) == NULL ||
-	    (d->t = calloc(cap, sizeof(*d->t))) == NULL) {
-		free(d->fp);
-		d->fp = NULL;
+	if ((d->e = calloc(cap, sizeof(*d->e))) == NULL)
 		return -1;
-	}
 	d->cap = cap;
 	d->n = 0;
 	return 0;
@@ -49,8 +45,7 @@ dindex_alloc(struct dindex *d, size_t cap)
 void
 dindex_free(struct dindex *d)
 {
-	free(d->fp);
-	free(d->t);
+	free(d->e);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -59,10 +54,10 @@ put_slot(struct dindex *d, uint64_t fp, uint64_t t)
 {
 	size_t i = home(d, fp);
 
-	while (d->t[i] != 0)
+	while (d->e[i].t != 0)
 		i = (i + 1) & (d->cap - 1);
-	d->fp[i] = fp;
-	d->t[i] = t;
+	d->e[i].fp = fp;
+	d->e[i].t = t;
 	d->n++;
 }
 
@@ -76,10 +71,9 @@ dindex_grow(struct dindex *d)
 		return -1;
 	}
 	for (size_t i = 0; i < old.cap; i++)
-		if (old.t[i] != 0)
-			put_slot(d, old.fp[i], old.t[i]);
-	free(old.fp);
-	free(old.t);
+		if (old.e[i].t != 0)
+			put_slot(d, old.e[i].fp, old.e[i].t);
+	free(old.e);
 	return 0;
 }
 
@@ -101,10 +95,10 @@ dindex_next(const struct dindex *d, uint64_t fp, size_t *iter)
 		return 0;
 	/* *iter is 0 to start, else one past the slot last returned. */
 	i = *iter == 0 ? home(d, fp) : *iter & (d->cap - 1);
-	for (; d->t[i] != 0; i = (i + 1) & (d->cap - 1))
-		if (d->fp[i] == fp) {
+	for (; d->e[i].t != 0; i = (i + 1) & (d->cap - 1))
+		if (d->e[i].fp == fp) {
 			*iter = i + 1;
-			return d->t[i];
+			return d->e[i].t;
 		}
 	return 0;
 }
@@ -118,18 +112,17 @@ del_slot(struct dindex *d, size_t i)
 		size_t k;
 
 		j = (j + 1) & mask;
-		if (d->t[j] == 0)
+		if (d->e[j].t == 0)
 			break;
-		k = home(d, d->fp[j]);
+		k = home(d, d->e[j].fp);
 		/* Entry j may stay if its home lies cyclically in (i, j]. */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
-		d->fp[i] = d->fp[j];
-		d->t[i] = d->t[j];
+		d->e[i] = d->e[j];
 		i = j;
 	}
-	d->t[i] = 0;
-	d->fp[i] = 0;
+	d->e[i].t = 0;
+	d->e[i].fp = 0;
 	d->n--;
 }
 
@@ -140,8 +133,9 @@ dindex_del(struct dindex *d, uint64_t fp, uint64_t t)
 		return 0;
 	if (t == 0)
 		t = 1;
-	for (size_t i = home(d, fp); d->t[i] != 0; i = (i + 1) & (d->cap - 1))
-		if (d->fp[i] == fp && d->t[i] == t) {
+	for (size_t i = home(d, fp); d->e[i].t != 0;
+	    i = (i + 1) & (d->cap - 1))
+		if (d->e[i].fp == fp && d->e[i].t == t) {
 			del_slot(d, i);
 			return 1;
 		}

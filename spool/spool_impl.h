@@ -28,8 +28,10 @@ void	spool_seterr(char *err, const char *fmt, ...)
 
 /* dedup.c: fingerprint prefix -> first_seen_ms, see its header. */
 struct dindex {
-	uint64_t	*fp;
-	uint64_t	*t;		/* 0: empty slot */
+	struct dentry {
+		uint64_t	 fp;
+		uint64_t	 t;	/* 0: empty slot */
+	}		*e;
 	size_t		 cap;		/* a power of two, or 0 */
 	size_t		 n;
 };
