@@ -328,6 +328,19 @@ spool_attach(struct spool *sp, int create, char *err)
 	}
 	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0)
 		return spool_lmdb_fail(sp, rc, "beginning creation", err);
+	/*
+	 * Another process (the agent and the forwarder starting together)
+	 * may have created it since our read: then it is not ours to
+	 * initialise, or next_seq would start again at 1.
+	 */
+	if (mdb_dbi_open(txn, "meta", 0, &sp->meta) == 0) {
+		r = spool_verify(sp, txn, err);
+		if (r == SPOOL_OK && (rc = mdb_txn_commit(txn)) != 0)
+			return spool_lmdb_fail(sp, rc, "opening", err);
+		if (r != SPOOL_OK)
+			mdb_txn_abort(txn);
+		return r;
+	}
 	if ((r = spool_init(sp, txn, err)) != SPOOL_OK) {
 		mdb_txn_abort(txn);
 		return r;

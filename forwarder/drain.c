@@ -1,0 +1,261 @@
+/*
+ * drain.c: the drain loop, one thread per sink: read the spool after the
+ * sink's position in seq order, hand events to the sink, and move the
+ * sink's cursor in the spool as the sink confirms delivery.
+ *
+ * Delivery semantics (see sink.h for the sink's half):
+ *  - The cursor only moves to what the sink reported delivered (or dead-
+ *    lettered), never to what was merely sent.  A crash anywhere therefore
+ *    resends from the cursor: at least once, and exactly once for sinks
+ *    that recognise what they already hold (the Avro file sink).
+ *  - A refused event becomes a dead letter in the spool before the cursor
+ *    passes it, so it is never dropped silently and never stalls the rest.
+ *  - Reads are short transactions of at most READ_BATCH events; nothing of
+ *    the backlog is held in memory beyond what the sink has in flight, so a
+ *    restart with a large backlog costs no memory.
+ *  - While the sink is down the loop backs off (100 ms doubling to 5 s),
+ *    logs the outage once and its end once, and never spins.
+ *  - Cursor writes are fsynced transactions: at most one per
+ *    CURSOR_EVERY_MS per sink, so they cost the agent's writer little.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "forwarder.h"
+#include "log.h"
+
+#define READ_BATCH	512
+#define POLL_IDLE_MS	100
+#define BACKOFF_MIN_MS	100
+#define BACKOFF_MAX_MS	5000
+#define CURSOR_EVERY_MS	100
+
+static const struct sink_ops *const sink_types[] = {
+	&sink_kafka_ops,
+	&sink_avro_ops,
+};
+
+const struct sink_ops *
+drain_ops_for(const struct conf_sink *sc)
+{
+	const char *type = sc->type == CONF_SINK_KAFKA ? "kafka" :
+	    "avro-files";
+
+	for (size_t i = 0; i < sizeof(sink_types) / sizeof(sink_types[0]); i++)
+		if (strcmp(sink_types[i]->type, type) == 0)
+			return sink_types[i];
+	return NULL;
+}
+
+int
+drain_open(struct fwd *f, struct drain *d, const struct conf_sink *sc,
+    char *err, size_t errlen)
+{
+	char serr[SPOOL_ERRMAX];
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	d->f = f;
+	d->sc = sc;
+	if ((d->ops = drain_ops_for(sc)) == NULL) {
+		snprintf(err, errlen, "sink %s: no such sink type", sc->name);
+		return -1;
+	}
+	if ((d->sink = d->ops->open(f->conf, sc, d->err)) == NULL) {
+		snprintf(err, errlen, "sink %s: %s", sc->name, d->err);
+		return -1;
+	}
+	if (spool_cursor_init(f->spool, sc->name, fwd_now_ms(), serr) !=
+	    SPOOL_OK || spool_cursor_get(f->spool, sc->name, &d->cursor, NULL,
+	    serr) != SPOOL_OK) {
+		snprintf(err, errlen, "sink %s: %s", sc->name, serr);
+		goto fail;
+	}
+	if ((rc = d->ops->recover(d->sink, d->cursor, d->err)) != SINK_OK) {
+		snprintf(err, errlen, "sink %s: recovering: %s", sc->name,
+		    d->err);
+		goto fail;
+	}
+	d->sent = d->delivered = d->cursor;
+	d->backoff_ms = BACKOFF_MIN_MS;
+	return 0;
+fail:
+	d->ops->close(d->sink);
+	d->sink = NULL;
+	return -1;
+}
+
+/* A refusal for good: keep it as a dead letter before the cursor moves. */
+static void
+dead(uint64_t seq, const char *reason, void *arg)
+{
+	struct drain *d = arg;
+	char err[SPOOL_ERRMAX];
+
+	atomic_fetch_add(&d->n_dead, 1);
+	log_warnx("sink %s: event %llu refused for good, kept as a dead "
+	    "letter: %s", d->sc->name, (unsigned long long)seq, reason);
+	if (spool_dead_add(d->f->spool, d->sc->name, seq, reason,
+	    fwd_now_ms(), err) != SPOOL_OK)
+		log_warnx("sink %s: %s", d->sc->name, err);
+}
+
+static int
+send_one(const struct spool_event *ev, void *arg)
+{
+	struct drain *d = arg;
+	int rc;
+
+	rc = d->ops->send(d->sink, ev, d->err);
+	if (rc == SINK_OK) {
+		d->sent = ev->seq;
+		atomic_fetch_add(&d->n_events, 1);
+		atomic_fetch_add(&d->n_bytes, ev->body_len);
+		return 0;
+	}
+	d->blocked = rc;
+	return 1;
+}
+
+static void
+outage(struct drain *d, int is_down)
+{
+	if (is_down && !d->down)
+		log_warnx("sink %s: down: %s; retrying with backoff, events "
+		    "wait in the spool", d->sc->name, d->err);
+	else if (!is_down && d->down)
+		log_info("sink %s: up again, resuming from seq %llu",
+		    d->sc->name, (unsigned long long)d->sent);
+	d->down = is_down;
+	if (is_down) {
+		d->backoff_ms *= 2;
+		if (d->backoff_ms > BACKOFF_MAX_MS)
+			d->backoff_ms = BACKOFF_MAX_MS;
+	} else
+		d->backoff_ms = BACKOFF_MIN_MS;
+}
+
+/* Moves the cursor to what the sink delivered; FORCE skips the pacing. */
+static void
+cursor_advance(struct drain *d, int force)
+{
+	char err[SPOOL_ERRMAX];
+	uint64_t now = fwd_mono_ms();
+
+	if (d->delivered <= d->cursor)
+		return;
+	if (!force && now - d->cursor_ms < CURSOR_EVERY_MS)
+		return;
+	if (spool_cursor_set(d->f->spool, d->sc->name, d->delivered,
+	    fwd_now_ms(), err) != SPOOL_OK) {
+		log_warnx("sink %s: %s", d->sc->name, err);
+		return;
+	}
+	d->cursor = d->delivered;
+	atomic_store(&d->cursor_pub, d->cursor);
+	d->cursor_ms = now;
+}
+
+/* One turn: read and send what fits, then let the sink make progress. */
+static int
+drain_turn(struct drain *d)
+{
+	char err[SPOOL_ERRMAX];
+	long n = 0;
+	int rc, timeout;
+
+	d->blocked = 0;
+	if (!d->down) {
+		n = spool_read(d->f->spool, d->sent, READ_BATCH, send_one, d,
+		    err);
+		if (n < 0) {
+			log_warnx("sink %s: reading the spool: %s",
+			    d->sc->name, err);
+			n = 0;
+		}
+	}
+	if (d->blocked == SINK_FATAL)
+		return -1;
+	if (d->blocked == SINK_DOWN || d->down)
+		timeout = (int)d->backoff_ms;
+	else
+		timeout = (n == 0 || d->blocked) ? POLL_IDLE_MS : 0;
+	rc = d->ops->poll(d->sink, timeout, &d->delivered, dead, d, d->err);
+	switch (rc) {
+	case SINK_OK:
+		outage(d, d->blocked == SINK_DOWN);
+		break;
+	case SINK_DOWN:
+		outage(d, 1);
+		break;
+	case SINK_REWIND:
+		log_warnx("sink %s: %s; resending from seq %llu", d->sc->name,
+		    d->err, (unsigned long long)d->cursor + 1);
+		cursor_advance(d, 1);
+		d->sent = d->delivered = d->cursor;
+		break;
+	default:
+		return -1;
+	}
+	cursor_advance(d, 0);
+	return 0;
+}
+
+static void *
+drain_main(void *arg)
+{
+	struct drain *d = arg;
+
+	while (!atomic_load(&d->f->stop))
+		if (drain_turn(d) != 0) {
+			log_warnx("sink %s: stopped: %s", d->sc->name, d->err);
+			d->failed = 1;
+			break;
+		}
+	/* Stop reading; deliver what is in flight within the bound. */
+	if (d->ops->flush(d->sink, (int)d->f->conf->agent.shutdown_timeout_ms,
+	    &d->delivered, dead, d, d->err) != SINK_OK)
+		log_warnx("sink %s: flushing: %s", d->sc->name, d->err);
+	cursor_advance(d, 1);
+	return NULL;
+}
+
+int
+drain_start(struct drain *d)
+{
+	if (pthread_create(&d->thread, NULL, drain_main, d) != 0)
+		return -1;
+	d->started = 1;
+	return 0;
+}
+
+void
+drain_join(struct drain *d)
+{
+	if (d->started)
+		pthread_join(d->thread, NULL);
+	d->started = 0;
+	if (d->sink)
+		d->ops->close(d->sink);
+	d->sink = NULL;
+}
+
+/* The periodic throughput line, from the main thread. */
+void
+drain_report(struct drain *d, uint64_t secs)
+{
+	uint64_t ev = atomic_exchange(&d->n_events, 0);
+	uint64_t by = atomic_exchange(&d->n_bytes, 0);
+	uint64_t dd = atomic_exchange(&d->n_dead, 0);
+
+	if (ev == 0 && dd == 0)
+		return;
+	log_info("sink %s: %llu events (%.0f/s, %.1f MB/s), %llu dead, "
+	    "cursor %llu", d->sc->name, (unsigned long long)ev,
+	    (double)ev / (double)(secs ? secs : 1),
+	    (double)by / 1e6 / (double)(secs ? secs : 1),
+	    (unsigned long long)dd,
+	    (unsigned long long)atomic_load(&d->cursor_pub));
+}

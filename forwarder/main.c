@@ -1,0 +1,246 @@
+/*
+ * main.c: ferry-forwarder, which ships the spool to every configured sink.
+ *
+ * Start-up, in order: options; configuration; the spool (created if the
+ * agent has not yet); each sink opened and recovered (a bad sink is a
+ * configuration error, exit 78, before anything is sent); one drain thread
+ * per sink (drain.c); READY=1 to systemd.  The main thread then only reads
+ * signals, trims the spool once a second (events every sink has, older
+ * than [spool] retain) and logs each sink's throughput.
+ *
+ * SIGTERM or SIGINT: the drain threads stop reading, flush what is in
+ * flight for at most shutdown_timeout, record their cursors; exit 0.
+ * Nothing is lost by stopping at any moment, kill -9 included: the spool
+ * keeps every event until a sink's cursor has passed it.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forwarder.h"
+#include "log.h"
+
+#define TRIM_MAX	20000	/* events deleted per trim transaction */
+#define REPORT_SECS	30
+
+uint64_t
+fwd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+fwd_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: ferry-forwarder [-c FILE] [--check-config] "
+	    "[--version] [--help]\n"
+	    "  -c, --config FILE   configuration (default %s)\n"
+	    "      --check-config  validate the configuration and exit\n"
+	    "      --version       print the version and exit\n"
+	    "Drains the spool to every [sink.NAME] of the configuration.\n",
+	    CONF_DEFAULT_PATH);
+}
+
+static void
+sd_notify_msg(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strcpy(sun.sun_path, path);
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	(void)sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sun,
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    strlen(path)));
+	close(fd);
+}
+
+/* Deletes what every sink has, in bounded transactions. */
+static void
+trim(struct fwd *f)
+{
+	char err[SPOOL_ERRMAX];
+	size_t removed;
+
+	do {
+		if (spool_trim(f->spool, fwd_now_ms(), f->conf->spool.retain_ms,
+		    TRIM_MAX, &removed, err) != SPOOL_OK) {
+			log_warnx("trim: %s", err);
+			return;
+		}
+	} while (removed == TRIM_MAX && !atomic_load(&f->stop));
+}
+
+static int
+open_spool(struct fwd *f)
+{
+	struct spool_options so;
+	unsigned char key[SPOOL_KEYLEN];
+	char err[SPOOL_ERRMAX];
+
+	memset(&so, 0, sizeof(so));
+	so.dir = f->conf->spool.dir;
+	so.max_size = f->conf->spool.max_size;
+	so.dedup_window_ms = f->conf->dedup.window_ms;
+	so.create = 1;
+	if (f->conf->spool.encryption_key_file) {
+		if (conf_read_key(f->conf->spool.encryption_key_file, key, err,
+		    sizeof(err)) != 0) {
+			log_warnx("%s", err);
+			return EX_CONFIG;
+		}
+		so.key = key;
+	}
+	if (spool_open(&f->spool, &so, err) != SPOOL_OK) {
+		log_warnx("%s", err);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+serve(struct fwd *f, const sigset_t *set)
+{
+	struct timespec tick = { 1, 0 };
+	uint64_t last_report = fwd_mono_ms();
+	int sig;
+
+	while (!atomic_load(&f->stop)) {
+		sig = sigtimedwait(set, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("shutdown: %s; flushing in-flight deliveries "
+			    "for up to %llums", strsignal(sig),
+			    (unsigned long long)
+			    f->conf->agent.shutdown_timeout_ms);
+			sd_notify_msg("STOPPING=1");
+			atomic_store(&f->stop, 1);
+			break;
+		}
+		trim(f);
+		if (fwd_mono_ms() - last_report >= REPORT_SECS * 1000) {
+			for (size_t i = 0; i < f->ndrains; i++)
+				drain_report(&f->drains[i], REPORT_SECS);
+			last_report = fwd_mono_ms();
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct fwd f;
+	const char *path = CONF_DEFAULT_PATH;
+	char err[1024];
+	sigset_t set;
+	int ch, check = 0, rc = 0;
+
+	/* 1. Options, 2. configuration. */
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'n': check = 1; break;
+		case 'V': printf("ferry-forwarder %s\n", FERRY_VERSION);
+			return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	log_init("ferry-forwarder", LOG_LVL_INFO);
+	memset(&f, 0, sizeof(f));
+	if ((f.conf = conf_load(path, NULL)) == NULL)
+		return EX_CONFIG;
+	if (check) {
+		printf("configuration OK\n");
+		conf_free(f.conf);
+		return 0;
+	}
+	log_setlevel((enum log_level)f.conf->agent.log_level);
+
+	/* 3. Signals, blocked before any thread starts. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* 4. The spool, 5. the sinks. */
+	if ((rc = open_spool(&f)) != 0)
+		goto out;
+	if ((f.drains = calloc(f.conf->nsinks + 1, sizeof(*f.drains))) ==
+	    NULL)
+		fatal("calloc");
+	for (size_t i = 0; i < f.conf->nsinks; i++, f.ndrains++)
+		if (drain_open(&f, &f.drains[i], &f.conf->sinks[i], err,
+		    sizeof(err)) != 0) {
+			log_warnx("%s", err);
+			rc = EX_CONFIG;
+			goto out;
+		}
+	if (f.ndrains == 0)
+		log_warnx("no [sink.NAME] configured: events stay in the "
+		    "spool until one is");
+
+	/* 6. One drain thread per sink. */
+	for (size_t i = 0; i < f.ndrains; i++)
+		if (drain_start(&f.drains[i]) != 0)
+			fatalx("cannot start a drain thread");
+	log_info("forwarding spool %s to %zu sinks", f.conf->spool.dir,
+	    f.ndrains);
+	sd_notify_msg("READY=1");
+
+	/* 7. Until SIGTERM. */
+	serve(&f, &set);
+out:
+	atomic_store(&f.stop, 1);
+	for (size_t i = 0; i < f.ndrains; i++)
+		drain_join(&f.drains[i]);
+	if (f.spool)
+		trim(&f);
+	free(f.drains);
+	spool_close(f.spool);
+	if (rc == 0)
+		log_info("stopped");
+	conf_free(f.conf);
+	return rc;
+}
