@@ -668,8 +668,11 @@ check_topic(const char *v, char *msg, size_t len)
 static const char *
 check_codec(const char *v, char *msg, size_t len)
 {
-	static const char *const ours[] = { "null", "deflate", "lzma",
-	    "snappy" };
+	/*
+	 * Not lzma: avro-c writes a codec of its own by that name, which
+	 * Apache's Java and Python readers cannot read.
+	 */
+	static const char *const ours[] = { "null", "deflate", "snappy" };
 	union { max_align_t align; unsigned char b[512]; } codec;
 	struct avro_codec_t_	*c = (struct avro_codec_t_ *)&codec;
 	size_t			 i;
@@ -678,8 +681,8 @@ check_codec(const char *v, char *msg, size_t len)
 		if (strcmp(v, ours[i]) == 0)
 			break;
 	if (i == sizeof(ours) / sizeof(ours[0])) {
-		snprintf(msg, len, "'%s' is not a codec (use null, deflate, "
-		    "lzma or snappy)", v);
+		snprintf(msg, len, "'%s' is not a codec (use null, deflate "
+		    "or snappy)", v);
 		return msg;
 	}
 	memset(&codec, 0, sizeof(codec));

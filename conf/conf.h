@@ -48,7 +48,7 @@ struct conf_sink {
 	uint64_t		 roll_size;	/* bytes */
 	uint64_t		 roll_interval_ms;
 	uint64_t		 roll_count;	/* events per file, 0 = no limit */
-	char			*codec;		/* null, deflate, lzma, snappy */
+	char			*codec;		/* null, deflate, snappy */
 };
 
 struct conf_stream {

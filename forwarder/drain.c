@@ -166,15 +166,12 @@ drain_turn(struct drain *d)
 	long n = 0;
 	int rc, timeout;
 
+	/* While down, this read is the probe that tells when it is up. */
 	d->blocked = 0;
-	if (!d->down) {
-		n = spool_read(d->f->spool, d->sent, READ_BATCH, send_one, d,
-		    err);
-		if (n < 0) {
-			log_warnx("sink %s: reading the spool: %s",
-			    d->sc->name, err);
-			n = 0;
-		}
+	n = spool_read(d->f->spool, d->sent, READ_BATCH, send_one, d, err);
+	if (n < 0) {
+		log_warnx("sink %s: reading the spool: %s", d->sc->name, err);
+		n = 0;
 	}
 	if (d->blocked == SINK_FATAL)
 		return -1;
@@ -191,8 +188,12 @@ drain_turn(struct drain *d)
 		outage(d, 1);
 		break;
 	case SINK_REWIND:
-		log_warnx("sink %s: %s; resending from seq %llu", d->sc->name,
-		    d->err, (unsigned long long)d->cursor + 1);
+		if (d->blocked == SINK_DOWN)
+			outage(d, 1);	/* logged once, backs off */
+		else
+			log_warnx("sink %s: %s; resending from seq %llu",
+			    d->sc->name, d->err,
+			    (unsigned long long)d->cursor + 1);
 		cursor_advance(d, 1);
 		d->sent = d->delivered = d->cursor;
 		break;

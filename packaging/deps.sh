@@ -16,7 +16,8 @@ test_pkgs="cmocka:libcmocka-dev
 /usr/bin/curl:curl /usr/bin/kcat:kcat /usr/bin/mdb_stat:lmdb-utils
 /usr/bin/avrocat:avro-bin /usr/lib/python3/dist-packages/kafka:python3-kafka
 /usr/lib/python3/dist-packages/avro:python3-avro
-/usr/lib/python3/dist-packages/lz4:python3-lz4"
+/usr/lib/python3/dist-packages/lz4:python3-lz4
+/usr/lib/python3/dist-packages/snappy:python3-snappy"
 bench_pkgs="/usr/bin/wrk:wrk /usr/sbin/nginx:nginx-light"
 
 missing=""
