@@ -66,10 +66,12 @@ struct metrics {
 };
 
 struct tokens;
+struct avroenc;
 
 struct agent {
 	struct conf		*conf;
 	struct spool		*spool;
+	struct avroenc		*avro;		/* stream schemas, or NULL */
 	struct MHD_Daemon	*httpd;
 	_Atomic int		 state;		/* enum agent_state */
 	_Atomic int		 full;		/* last append hit SPOOL_FULL */

@@ -32,6 +32,7 @@
 #include <microhttpd.h>
 
 #include "agent.h"
+#include "avroenc.h"
 #include "intake.h"
 #include "log.h"
 
@@ -364,6 +365,17 @@ body_append(struct hreq *h, const char *data, size_t len, size_t max)
 	return 0;
 }
 
+/* intake's per-event check for a stream with an Avro schema. */
+static int
+schema_check(void *arg, const char *json, size_t len, char *msg,
+    size_t msglen)
+{
+	struct hreq *h = arg;
+
+	return avroenc_check_json(h->a->avro, h->stream, h->stream_len, json,
+	    len, msg, msglen) == AVROENC_OK ? 0 : -1;
+}
+
 /* The last call of a POST before the commit: decode and queue. */
 static enum MHD_Result
 post_submit(struct agent *a, struct MHD_Connection *c, struct hreq *h)
@@ -377,6 +389,8 @@ post_submit(struct agent *a, struct MHD_Connection *c, struct hreq *h)
 	lim.max_events = a->conf->agent.max_events;
 	lim.json_key = a->conf->dedup.json_key;
 	lim.allow_opaque = h->sconf ? h->sconf->allow_opaque : 0;
+	lim.check = h->sconf && h->sconf->schema ? schema_check : NULL;
+	lim.check_arg = h;
 	status = (unsigned)intake_decode(&lim,
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,

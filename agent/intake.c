@@ -691,6 +691,20 @@ too_deep(const unsigned char *s, size_t n)
 	return 0;
 }
 
+/* The stream's own check (its Avro schema), naming the line. */
+static int
+schema_check(struct dec *d, const unsigned char *s, size_t n, size_t line)
+{
+	char msg[512];
+
+	if (d->lim->check(d->lim->check_arg, (const char *)s, n, msg,
+	    sizeof(msg)) == 0)
+		return 0;
+	if (line > 0)
+		return fail(d, 400, "line %zu: %s", line, msg);
+	return fail(d, 400, "%s", msg);
+}
+
 /*
  * Validates S of N bytes (line LINE of NDJSON, or 0 for a whole
  * application/json body) as one JSON value and adds it as an event.
@@ -708,6 +722,8 @@ json_event(struct dec *d, const unsigned char *s, size_t n, size_t line)
 	int			 rc;
 
 	if ((rc = ev_push(d, s, n, &ev)) != 0)
+		return rc;
+	if (d->lim->check && (rc = schema_check(d, s, n, line)) != 0)
 		return rc;
 	memset(&sc, 0, sizeof(sc));
 	sc.p = s;

@@ -18,6 +18,16 @@ struct intake_limits {
 	size_t		 max_events;	/* per request */
 	const char	*json_key;	/* [dedup] json_key, or NULL */
 	int		 allow_opaque;	/* other content types as one event */
+	/*
+	 * Optional: a further check of each JSON event (the stream's Avro
+	 * schema).  Returns 0 to accept, else nonzero with a message for
+	 * the client in MSG; the answer is then a 400 naming the line.
+	 * Called before the event is otherwise validated: invalid JSON is
+	 * the check's to refuse too.
+	 */
+	int		(*check)(void *arg, const char *json, size_t len,
+			    char *msg, size_t msglen);
+	void		*check_arg;
 };
 
 /*

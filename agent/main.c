@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "avroenc.h"
 #include "log.h"
 
 static void
@@ -244,6 +245,14 @@ main(int argc, char **argv)
 	    a.conf->agent.tokens_file, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 
+	/* Stream schemas, to check JSON events at intake. */
+	for (size_t i = 0; i < a.conf->nstreams; i++)
+		if (a.conf->streams[i].schema && a.avro == NULL &&
+		    (a.avro = avroenc_new(a.conf, err)) == NULL) {
+			log_warnx("%s", err);
+			return EX_CONFIG;
+		}
+
 	/* 5. The spool. */
 	if (load_key(a.conf, key, &have_key) != 0)
 		return EX_CONFIG;
@@ -299,6 +308,7 @@ main(int argc, char **argv)
 	writer_stop(&a);
 	spool_close(a.spool);
 	tokens_free(a.tokens);
+	avroenc_free(a.avro);
 	log_info("stopped");
 	conf_free(a.conf);
 	return 0;
