@@ -468,6 +468,8 @@ static const struct {
 #undef F
 #define NSTAT	(sizeof(stat_fields) / sizeof(stat_fields[0]))
 
+#define STALL_MS	60000	/* a sink idle this long with a lag */
+
 static uint64_t
 lag(uint64_t last, uint64_t cursor)
 {
@@ -479,12 +481,16 @@ static int
 sink_cb(const char *sink, uint64_t seq, uint64_t updated_ms, void *arg)
 {
 	struct statctx	*c = arg;
-	char		 tbuf[TIMEMAX];
+	char		 tbuf[TIMEMAX], abuf[32];
 	json_t		*o;
+	uint64_t	 idle = lag(now_ms(), updated_ms);
+	/* Events wait and the cursor has not moved: is the forwarder up? */
+	int		 stalled = lag(c->last, seq) > 0 && idle >= STALL_MS;
 
 	if (c->t->json) {
-		o = json_pack("{s:I, s:I, s:I}", "cursor", J(seq), "lag",
-		    J(lag(c->last, seq)), "updated_ms", J(updated_ms));
+		o = json_pack("{s:I, s:I, s:I, s:I, s:b}", "cursor", J(seq),
+		    "lag", J(lag(c->last, seq)), "updated_ms", J(updated_ms),
+		    "idle_ms", J(idle), "stalled", stalled);
 		if (c->obj != NULL)
 			json_object_set_new(c->obj, sink, o);
 		else {
@@ -494,8 +500,11 @@ sink_cb(const char *sink, uint64_t seq, uint64_t updated_ms, void *arg)
 		return 0;
 	}
 	fprintf(c->t->out, "sink %s: cursor %" PRIu64 ", lag %" PRIu64
-	    ", updated %s\n", sink, seq, lag(c->last, seq),
-	    fmt_time(updated_ms, tbuf));
+	    ", updated %s%s%s%s\n", sink, seq, lag(c->last, seq),
+	    fmt_time(updated_ms, tbuf), stalled ? "  STALLED: no progress "
+	    "for " : "", stalled ? fmt_age(idle, abuf, sizeof(abuf)) : "",
+	    stalled ? " while events wait (is ferry-forwarder running?)" :
+	    "");
 	return 0;
 }
 
