@@ -42,13 +42,13 @@ AGENT_SRC = $(filter-out agent/intake.c,$(wildcard agent/*.c))
 FWD_SRC	= $(filter-out $(FWD_LIB_SRC),$(wildcard forwarder/*.c))
 TOOL_SRC = spool/ferry-spool.c
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
-HELPER_SRC = $(wildcard tests/helpers/*.c)
+HELPER_SRC = $(wildcard tests/helpers/*.c tests/kafka/*.c)
 
 LIB	= $(B)/libferry.a
 PROGS	= $(B)/ferry-spool $(if $(AGENT_SRC),$(B)/ferry-agent) \
 	  $(if $(FWD_SRC),$(B)/ferry-forwarder)
 UNITS	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
-HELPERS	= $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
+HELPERS	= $(patsubst %.c,$(B)/tests/%,$(notdir $(HELPER_SRC)))
 
 .PHONY: all deps test check run bench install clean
 all: $(PROGS)
@@ -73,6 +73,10 @@ $(B)/tests/%: tests/unit/%.c $(LIB) $(wildcard */*.h)
 	$(CC) $(XCFLAGS) $(CFLAGS) $(XLDFLAGS) $(LDFLAGS) -o $@ $< $(LIB) \
 	    $(PKG_LIBS) $(CMOCKA_LIBS)
 $(B)/tests/%: tests/helpers/%.c $(LIB) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(XCFLAGS) $(CFLAGS) $(XLDFLAGS) $(LDFLAGS) -o $@ $< $(LIB) \
+	    $(PKG_LIBS)
+$(B)/tests/%: tests/kafka/%.c $(LIB) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) $(CFLAGS) $(XLDFLAGS) $(LDFLAGS) -o $@ $< $(LIB) \
 	    $(PKG_LIBS)

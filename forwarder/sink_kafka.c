@@ -16,9 +16,10 @@
  *    delivered the seq of the last slot of the done prefix of the ring:
  *    every sent event at or below it was acknowledged by Kafka (acks=all)
  *    or refused for good and reported through dead().
- *  - Refused for good (too large, bad topic, not authorised, ...): the
- *    slot is done and dead() gets librdkafka's reason when the prefix
- *    reaches it.  An error that only a retry can cure, which librdkafka
+ *  - Refused for good (too large, unknown topic, not authorised, not
+ *    fitting its stream's Avro schema, ...): the slot is done, and dead()
+ *    gets the reason when the done prefix reaches it, so a refusal never
+ *    stalls the stream.  An error that only a retry can cure, which librdkafka
  *    reports when someone sets a finite message.timeout.ms, and a fatal
  *    producer error (idempotence broken): the producer is purged and
  *    replaced, the ring forgotten, and poll() says SINK_REWIND so the loop
@@ -411,8 +412,9 @@ key_of(struct kafka *k, const struct spool_event *ev, const void **key,
 
 /*
  * The value of EV: the body, or its Avro binary after a 5-byte Confluent
- * header when framed.  Returns 0, 1 when EV is refused for good (reason in
- * ERR) or -1 on failure (ERR).
+ * header when framed.  Returns 0, 1 when EV cannot be encoded (reason in
+ * ERR: a dead letter rather than a sink stuck on one event) or -1 when out
+ * of memory.
  */
 static int
 value_of(struct kafka *k, const struct spool_event *ev, const void **val,
@@ -433,15 +435,11 @@ value_of(struct kafka *k, const struct spool_event *ev, const void **val,
 		    k->val.cap > off ? k->val.cap - off : 0, &n, err);
 		if (rc != AVROENC_ESPACE)
 			break;
-		if (buf_room(&k->val, off + n) != 0) {
-			snprintf(err, SINK_ERRMAX, "out of memory");
+		if (buf_room(&k->val, off + n) != 0)
 			return -1;
-		}
 	}
-	if (rc == AVROENC_EINVAL)
-		return 1;
 	if (rc != AVROENC_OK)
-		return -1;
+		return 1;
 	if (off > 0) {
 		id = (uint32_t)k->sc->confluent_id;
 		k->val.p[0] = 0;
@@ -474,14 +472,20 @@ headers_of(const struct spool_event *ev)
 	return h;
 }
 
+/* After a failed producer_new(): the sink is unusable. */
+static int
+no_producer(char *err)
+{
+	snprintf(err, SINK_ERRMAX, "no producer (creating one failed)");
+	return SINK_FATAL;
+}
+
 /* Takes the next slot for SEQ; the caller checked there is room. */
 static struct slot *
-slot_push(struct kafka *k, uint64_t seq, size_t *idx)
+slot_push(struct kafka *k, uint64_t seq)
 {
-	struct slot	*sl;
+	struct slot	*sl = &k->ring[(k->tail + k->count) % k->cap];
 
-	*idx = (k->tail + k->count) % k->cap;
-	sl = &k->ring[*idx];
 	sl->seq = seq;
 	sl->sent_ms = mono_ms();
 	sl->reason = NULL;
@@ -501,28 +505,29 @@ kafka_send(void *arg, const struct spool_event *ev, char *err)
 	size_t			 klen, vlen, idx;
 	int			 rc;
 
+	if (k->rk == NULL)
+		return no_producer(err);
 	if (k->fatal || k->rewind || k->count == k->cap)
 		return SINK_FULL;	/* poll() first */
-	if ((topic = topic_of(k, ev)) == NULL) {
+	if ((topic = topic_of(k, ev)) == NULL ||
+	    (rc = value_of(k, ev, &val, &vlen, err)) < 0) {
 		snprintf(err, SINK_ERRMAX, "out of memory");
 		return SINK_FULL;
 	}
-	if ((rc = value_of(k, ev, &val, &vlen, err)) < 0)
-		return SINK_FATAL;
 	if (rc > 0) {
-		slot_dead(slot_push(k, ev->seq, &idx), err);
+		slot_dead(slot_push(k, ev->seq), err);
 		return SINK_OK;
 	}
 	key_of(k, ev, &key, &klen);
 	h = headers_of(ev);
+	idx = (k->tail + k->count) % k->cap;	/* the slot, for dr_cb() */
 	e = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(topic),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 	    RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vlen),
 	    RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_HEADERS(h),
-	    RD_KAFKA_V_OPAQUE((void *)(uintptr_t)((k->tail + k->count) %
-	    k->cap)), RD_KAFKA_V_END);
+	    RD_KAFKA_V_OPAQUE((void *)idx), RD_KAFKA_V_END);
 	if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		slot_push(k, ev->seq, &idx);
+		slot_push(k, ev->seq);
 		return SINK_OK;
 	}
 	rd_kafka_headers_destroy(h);
@@ -532,7 +537,7 @@ kafka_send(void *arg, const struct spool_event *ev, char *err)
 		k->fatal = 1;
 		return SINK_FULL;
 	}
-	slot_dead(slot_push(k, ev->seq, &idx), rd_kafka_err2str(e));
+	slot_dead(slot_push(k, ev->seq), rd_kafka_err2str(e));
 	return SINK_OK;
 }
 
@@ -576,13 +581,12 @@ is_down(struct kafka *k, char *err)
 	waited = mono_ms() - k->ring[k->tail].sent_ms;
 	if (k->down && waited >= DOWN_GRACE_MS) {
 		snprintf(err, SINK_ERRMAX, "all brokers down (%s); %zu events "
-		    "wait in the producer", k->why[0] ? k->why : "no answer",
-		    k->count);
+		    "in flight", k->why[0] ? k->why : "no answer", k->count);
 		return 1;
 	}
 	if (waited >= k->stall_ms) {
 		snprintf(err, SINK_ERRMAX, "event %" PRIu64 " not acknowledged "
-		    "after %" PRIu64 " s (%s); %zu events wait in the producer",
+		    "after %" PRIu64 " s (%s); %zu events in flight",
 		    k->ring[k->tail].seq, waited / 1000, k->why[0] ? k->why :
 		    "no error reported", k->count);
 		return 1;
@@ -595,10 +599,12 @@ kafka_poll(void *arg, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
     void *darg, char *err)
 {
 	struct kafka	*k = arg;
-	char		 why[400];
+	char		 why[400] = "";
 	uint64_t	 now, end = mono_ms() + (uint64_t)timeout_ms;
 	unsigned	 news = k->news;
 
+	if (k->rk == NULL)
+		return no_producer(err);
 	/* Other events (a failed reconnect) end rd_kafka_poll() early. */
 	do {
 		now = mono_ms();
@@ -607,7 +613,9 @@ kafka_poll(void *arg, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
 	advance(k, delivered, dead, darg);
 	if (k->fatal || k->rewind) {
 		if (k->fatal) {
-			rd_kafka_fatal_error(k->rk, why, sizeof(why));
+			if (rd_kafka_fatal_error(k->rk, why, sizeof(why)) ==
+			    RD_KAFKA_RESP_ERR_NO_ERROR)
+				snprintf(why, sizeof(why), "%s", k->why);
 			snprintf(err, SINK_ERRMAX, "fatal producer error: %s; "
 			    "new producer", why);
 		} else
@@ -627,6 +635,8 @@ kafka_flush(void *arg, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
 {
 	struct kafka	*k = arg;
 
+	if (k->rk == NULL)
+		return no_producer(err);
 	rd_kafka_flush(k->rk, timeout_ms);
 	advance(k, delivered, dead, darg);
 	if (k->count == 0)

@@ -8,8 +8,11 @@ set -u
 B=$(cd "${1:-build}" && pwd)
 T=$(cd "$(dirname "$0")" && pwd)
 export FERRY_BUILD="$B" FERRY_TESTS_DIR="$T" CMOCKA_MESSAGE_OUTPUT=TAP
-LOGDIR="$B/test-logs"
+# One log directory per run, so that runs side by side keep their logs;
+# build/test-logs/latest points at the newest.
+LOGDIR="$B/test-logs/run-$$"
 rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
+ln -sfn "run-$$" "$B/test-logs/latest"
 passed=0; failed=0
 
 selected() {

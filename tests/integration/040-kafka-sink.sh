@@ -46,10 +46,11 @@ d() { coproc_cmd "$@"; }
 delivered() { printf '%s\n' "$1" | sed -n 's/^delivered //p' | tail -n 1; }
 # msgs FILE EXPR: evaluates EXPR with ms = the consume.py lines of FILE
 # (dicts, value and key_b64 decoded to bytes as v and kb), seqs = their
-# sorted ferry-seq headers, and avro_of(B) = (the envelope record decoded
-# from bytes B by python3-avro, the number of bytes it took); prints it.
+# sorted ferry-seq headers, and avro_of(B) = (the record decoded from
+# bytes B by python3-avro with the schema $AVSC, by default the envelope,
+# and the number of bytes it took); prints it.
 msgs() {
-	ENVELOPE=$ENVELOPE $PY - "$1" "$2" <<'EOF'
+	ENVELOPE=${AVSC:-$ENVELOPE} $PY - "$1" "$2" <<'EOF'
 import base64, io, json, os, sys
 def avro_of(b):
     import avro.io, avro.schema
@@ -168,7 +169,7 @@ d out "gen 60 x 5" >/dev/null
 d out "send" >/dev/null
 OUT=$(d out "poll 1500")
 like "outage: poll says down, naming the cause" "$OUT" \
-    '^down all brokers down \(.*\); 60 events wait'
+    '^down all brokers down \(.*\); 60 events in flight'
 OUT=$(d out "poll 2000")
 is "outage: delivered stays at 10" "$(delivered "$OUT")" 10
 ok "brokers up again" mock up -1
@@ -178,6 +179,31 @@ consume ferry.out 70 >"$TMP/out.json"
 is "outage: 70 messages, each seq once" \
     "$(msgs "$TMP/out.json" 'seqs == list(range(1, 71))')" True
 coproc_stop out
+
+# One broker down: its partition has no leader.  Down once the oldest
+# event has waited socket.timeout.ms, naming it; all delivered after.
+part_topic() {
+	mock topic ferry.part 2 && mock leader ferry.part 0 1 &&
+	    mock leader ferry.part 1 2
+}
+ok "topic ferry.part, partition 0 led by broker 1, 1 by 2" part_topic
+ok "driver starts (socket.timeout.ms = 2000)" drive_start part \
+    -t ferry.part -P socket.timeout.ms=2000 -P reconnect.backoff.max.ms=500
+d part "gen 4 x 7" >/dev/null
+is "partition: 4 delivered before" "$(delivered "$(d part 'drain 20000')")" 4
+ok "broker 1 down" mock down 1
+d part "gen 20 x 7" >/dev/null
+d part "send" >/dev/null
+OUT="$(d part 'poll 2500')
+$(d part 'poll 2500')"
+like "partition: down, naming the first event not acknowledged" "$OUT" \
+    '^down event [0-9]+ not acknowledged after 2 s \(.*\); [0-9]+ events in flight'
+ok "broker 1 up again" mock up 1
+is "partition: all 24 delivered" "$(delivered "$(d part 'drain 30000')")" 24
+consume ferry.part 24 >"$TMP/part.json"
+is "partition: 24 messages, each seq once" \
+    "$(msgs "$TMP/part.json" 'seqs == list(range(1, 25))')" True
+coproc_stop part
 
 # An outage longer than a finite message.timeout.ms: resent, not dropped.
 ok "driver starts (message.timeout.ms = 1000)" \
@@ -284,6 +310,30 @@ is "avro: the value is the bare Avro binary of the envelope" \
     avro_of(ms[0]["v"])[0]["seq"], avro_of(ms[0]["v"])[1] == len(ms[0]["v"]))')" \
     "(b'body', 1, True)"
 coproc_stop av
+
+# A stream with its own schema: its record, and a dead letter naming the
+# field for an event that does not fit.
+cat >"$TMP/user.avsc" <<'EOF'
+{"type": "record", "name": "User", "fields": [
+  {"name": "name", "type": "string"},
+  {"name": "age", "type": ["null", "int"], "default": null}]}
+EOF
+ok "driver starts (format = confluent, stream users has a schema)" \
+    drive_start sch -t ferry.users -f confluent -i 7 -A "users=$TMP/user.avsc"
+d sch 'ev users - {"name":"ann","age":41,"extra":1}' >/dev/null
+d sch 'ev users - {"name":"bob","age":"old"}' >/dev/null
+d sch 'ev users - {"name":"cy"}' >/dev/null
+OUT=$(d sch "drain 20000")
+like "schema: a misfit is a dead letter naming the field" "$OUT" \
+    '^dead 2 .*age'
+is "schema: delivered passes it" "$(delivered "$OUT")" 3
+consume ferry.users 2 >"$TMP/users.json"
+is "schema: records of the stream's schema after the framing, no more" \
+    "$(AVSC=$TMP/user.avsc msgs "$TMP/users.json" '[(m["v"][:5].hex(),
+    avro_of(m["v"][5:])[0], avro_of(m["v"][5:])[1] == len(m["v"]) - 5)
+    for m in sorted(ms, key=lambda m: int(m["headers"]["ferry-seq"]))]')" \
+    "[('0000000007', {'name': 'ann', 'age': 41}, True), ('0000000007', {'name': 'cy', 'age': None}, True)]"
+coproc_stop sch
 
 # --- configuration errors ------------------------------------------------
 OUT=$("$DRIVE" -b "$BOOTSTRAP" -P no.such.thing=1 </dev/null 2>&1)

@@ -18,7 +18,7 @@
 MOCK=${MOCK:-$B/tests/kafka-mock}
 CONSUME="$PY $T/kafka/consume.py"
 
-# wait_line FILE N SECS: waits until FILE has more than N lines.
+# _wait_lines FILE N SECS: waits until FILE has more than N lines.
 _wait_lines() {
 	_i=0
 	while [ "$(wc -l <"$1")" -le "$2" ]; do

@@ -6,7 +6,7 @@
  *
  *   sink-kafka-drive -b BROKERS [-t TOPIC] [-f raw|avro|confluent]
  *       [-k idempotency|none|json:FIELD] [-i CONFLUENT_ID] [-S FIRST_SEQ]
- *       [-P NAME=VALUE]...
+ *       [-P NAME=VALUE]... [-A STREAM=FILE.avsc]...
  *
  * Event SEQ gets received_ms 1700000000000 + SEQ, content type
  * application/json, address 127.0.0.1 and the id ab x 8 followed by SEQ
@@ -42,6 +42,7 @@
 
 #define EV_RECEIVED0	1700000000000ull
 #define MAXPROPS	32
+#define MAXSTREAMS	8
 
 struct dev {
 	char		*stream, *ikey, *body;
@@ -62,7 +63,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: sink-kafka-drive -b BROKERS [-t TOPIC] "
-	    "[-f FORMAT] [-k KEY] [-i ID] [-S SEQ] [-P NAME=VALUE]...\n");
+	    "[-f FORMAT] [-k KEY] [-i ID] [-S SEQ]\n"
+	    "           [-P NAME=VALUE]... [-A STREAM=FILE.avsc]...\n");
 	exit(64);
 }
 
@@ -336,7 +338,9 @@ int
 main(int argc, char **argv)
 {
 	static struct conf_prop	 props[MAXPROPS];
-	struct conf		 cf = { .path = "sink-kafka-drive" };
+	static struct conf_stream streams[MAXSTREAMS];
+	struct conf		 cf = { .path = "sink-kafka-drive",
+				    .streams = streams };
 	struct conf_sink	 sc = { .name = "drive", .confluent_id = -1 };
 	struct drive		 d = { .ops = &sink_kafka_ops, .first = 1 };
 	char			*line = NULL, *eq;
@@ -346,7 +350,7 @@ main(int argc, char **argv)
 	log_init("sink-kafka-drive", LOG_LVL_WARN);
 	sc.type = CONF_SINK_KAFKA;
 	sc.props = props;
-	while ((ch = getopt(argc, argv, "b:t:f:k:i:S:P:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:t:f:k:i:S:P:A:")) != -1) {
 		switch (ch) {
 		case 'b': sc.brokers = optarg; break;
 		case 't': sc.topic = optarg; break;
@@ -363,6 +367,15 @@ main(int argc, char **argv)
 			props[sc.nprops].value = eq + 1;
 			props[sc.nprops].line = (int)sc.nprops + 1;
 			sc.nprops++;
+			break;
+		case 'A':
+			if (cf.nstreams == MAXSTREAMS ||
+			    (eq = strchr(optarg, '=')) == NULL ||
+			    (size_t)(eq - optarg) > CONF_NAME_MAX)
+				usage();
+			*eq = '\0';
+			strcpy(streams[cf.nstreams].name, optarg);
+			streams[cf.nstreams++].schema = eq + 1;
 			break;
 		default:
 			usage();
