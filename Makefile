@@ -6,6 +6,8 @@
 #   make bench      benchmarks (not part of make test)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make SAN=1 ...  build with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make dist rpm deb   source tarball, RPM + SRPM, .deb (build/, build/rpm,
+#                   build/deb); packaging/packaging.mk
 
 VERSION	= 0.1.0
 CC	?= cc
@@ -110,3 +112,5 @@ install: all
 
 clean:
 	rm -rf $(B)
+
+include packaging/packaging.mk

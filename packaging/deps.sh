@@ -17,7 +17,11 @@ test_pkgs="cmocka:libcmocka-dev
 /usr/bin/avrocat:avro-bin /usr/lib/python3/dist-packages/kafka:python3-kafka
 /usr/lib/python3/dist-packages/avro:python3-avro
 /usr/lib/python3/dist-packages/lz4:python3-lz4
-/usr/lib/python3/dist-packages/snappy:python3-snappy"
+/usr/lib/python3/dist-packages/snappy:python3-snappy
+/usr/bin/rpmbuild:rpm /usr/bin/rpm2cpio:rpm2cpio /usr/bin/cpio:cpio
+/usr/sbin/haproxy:haproxy /usr/sbin/nginx:nginx-light /usr/bin/openssl:openssl
+/usr/bin/systemd-analyze:systemd
+/usr/lib/python3/dist-packages/yaml:python3-yaml"
 bench_pkgs="/usr/bin/wrk:wrk /usr/sbin/nginx:nginx-light"
 
 missing=""
