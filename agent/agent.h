@@ -93,8 +93,6 @@ struct agent {
 	struct metrics		 m;
 };
 
-uint64_t	agent_now_ms(void);
-
 /* writer.c */
 int	writer_start(struct agent *);
 void	writer_submit(struct agent *, struct intake_req *);

@@ -32,6 +32,7 @@
 #include <microhttpd.h>
 
 #include "agent.h"
+#include "daemon.h"
 #include "avroenc.h"
 #include "intake.h"
 #include "log.h"
@@ -60,23 +61,6 @@ struct hreq {
 	size_t			 len, cap;
 	struct intake_batch	 batch;
 };
-
-static int
-stream_name_ok(const char *s, size_t len)
-{
-	if (len == 0 || len > SPOOL_STREAM_MAX)
-		return 0;
-	/* Names become file and topic names: no "." or "..". */
-	if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
-		    s[i] == '_' || s[i] == '-'))
-			return 0;
-	return 1;
-}
 
 /* Is WORD one of the space-separated words of LIST? */
 static int
@@ -294,7 +278,7 @@ post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
 	const struct conf_stream *sc;
 	struct hreq *h;
 
-	if (!stream_name_ok(stream, slen))
+	if (!spool_stream_name_ok(stream, slen))
 		return answer_error(a, c, 400, "invalid stream name: use 1 to "
 		    "64 of A-Z a-z 0-9 . _ -", NULL, NULL);
 	sc = conf_stream_find(a->conf, stream, slen);
@@ -381,7 +365,7 @@ static enum MHD_Result
 post_submit(struct agent *a, struct MHD_Connection *c, struct hreq *h)
 {
 	struct intake_limits lim;
-	uint64_t now = agent_now_ms();
+	uint64_t now = clock_wall_ms();
 	unsigned status;
 	char err[512];
 

@@ -22,18 +22,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "avroenc.h"
+#include "daemon.h"
 #include "log.h"
 
 static void
@@ -46,33 +44,6 @@ usage(FILE *fp)
 	    "      --version       print the version and exit\n"
 	    "Receives events over HTTP and commits them to the spool;\n"
 	    "see ferry.conf for every setting.\n", CONF_DEFAULT_PATH);
-}
-
-/* Tells systemd, if it is listening (Type=notify), what we are doing. */
-static void
-sd_notify_msg(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun;
-	socklen_t len;
-	int fd;
-
-	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sun.sun_path))
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	strcpy(sun.sun_path, path);
-	if (path[0] == '@')
-		sun.sun_path[0] = '\0';		/* abstract namespace */
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-	    strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return;
-	if (sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sun, len) ==
-	    -1)
-		log_warn("sd_notify %s", path);
-	close(fd);
 }
 
 static int
@@ -123,15 +94,6 @@ reload(struct agent *a)
 	conf_free(cf);
 }
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The lifecycle loop; returns when the agent may exit. */
 static void
 run(struct agent *a, const sigset_t *set)
@@ -143,7 +105,7 @@ run(struct agent *a, const sigset_t *set)
 
 	for (;;) {
 		int state = atomic_load(&a->state);
-		uint64_t now = mono_ms();
+		uint64_t now = clock_mono_ms();
 
 		if (state == AGENT_DRAINING && now >= deadline) {
 			log_info("shutdown: intake stopped; waiting up to "
@@ -170,7 +132,7 @@ run(struct agent *a, const sigset_t *set)
 			log_info("shutdown: %s; /ping answers 503 for %llums "
 			    "while intake goes on", strsignal(sig),
 			    (unsigned long long)cf->agent.shutdown_delay_ms);
-			sd_notify_msg("STOPPING=1");
+			daemon_notify("STOPPING=1");
 			atomic_store(&a->state, AGENT_DRAINING);
 			deadline = now + cf->agent.shutdown_delay_ms;
 		} else if (state == AGENT_DRAINING) {
@@ -279,7 +241,7 @@ main(int argc, char **argv)
 	atomic_store(&a.state, AGENT_STARTING);
 	if (http_start(&a, err, sizeof(err)) != 0)
 		fatalx("%s", err);
-	a.started_ms = agent_now_ms();
+	a.started_ms = clock_wall_ms();
 	/* A spool already full at start is not ready. */
 	atomic_store(&a.full, spool_used_bytes(a.spool) + (64u << 10) >=
 	    spool_max_bytes(a.spool));
@@ -288,7 +250,7 @@ main(int argc, char **argv)
 	    a.conf->agent.listen, a.conf->spool.dir,
 	    (unsigned long long)(a.conf->spool.max_size >> 20),
 	    a.tokens ? ", bearer tokens required" : "");
-	sd_notify_msg("READY=1");
+	daemon_notify("READY=1");
 
 	/* 8. Serve until shut down. */
 	run(&a, &set);

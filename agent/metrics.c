@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "daemon.h"
 
 /* Upper bounds of the commit latency buckets, microseconds. */
 static const uint64_t lat_le_us[METRIC_LAT_BUCKETS - 1] = {
@@ -162,7 +163,7 @@ render_spool(struct buf *b, struct agent *a)
 		"# TYPE ferry_sink_cursor_age_seconds gauge\n",
 	};
 	struct spool_stat st;
-	struct sink_ctx s = { b, 0, agent_now_ms(), 0 };
+	struct sink_ctx s = { b, 0, clock_wall_ms(), 0 };
 
 	if (spool_stat(a->spool, &st, NULL) != SPOOL_OK)
 		return;

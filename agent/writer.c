@@ -17,32 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <microhttpd.h>
 
 #include "agent.h"
+#include "daemon.h"
 #include "log.h"
 
 #define EXPIRE_PER_COMMIT	512	/* dedup rows expired per commit */
-
-uint64_t
-agent_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 void
 writer_submit(struct agent *a, struct intake_req *r)
@@ -86,7 +68,7 @@ commit_batch(struct agent *a, struct intake_req *list)
 {
 	struct spool_wtxn *w;
 	char err[SPOOL_ERRMAX];
-	uint64_t now = agent_now_ms(), t0 = mono_us();
+	uint64_t now = clock_wall_ms(), t0 = clock_mono_us();
 	size_t events = 0, expired;
 	int rc, any = 0, full = 0;
 
@@ -125,7 +107,7 @@ commit_batch(struct agent *a, struct intake_req *list)
 	}
 	atomic_store(&a->full, full);
 	if (events > 0)
-		metrics_commit(&a->m, mono_us() - t0, events);
+		metrics_commit(&a->m, clock_mono_us() - t0, events);
 }
 
 static void *

@@ -21,8 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "daemon.h"
 #include "forwarder.h"
 #include "log.h"
 
@@ -67,7 +67,7 @@ drain_open(struct fwd *f, struct drain *d, const struct conf_sink *sc,
 		snprintf(err, errlen, "sink %s: %s", sc->name, d->err);
 		return -1;
 	}
-	if (spool_cursor_init(f->spool, sc->name, fwd_now_ms(), serr) !=
+	if (spool_cursor_init(f->spool, sc->name, clock_wall_ms(), serr) !=
 	    SPOOL_OK || spool_cursor_get(f->spool, sc->name, &d->cursor, NULL,
 	    serr) != SPOOL_OK) {
 		snprintf(err, errlen, "sink %s: %s", sc->name, serr);
@@ -98,7 +98,7 @@ dead(uint64_t seq, const char *reason, void *arg)
 	log_warnx("sink %s: event %llu refused for good, kept as a dead "
 	    "letter: %s", d->sc->name, (unsigned long long)seq, reason);
 	if (spool_dead_add(d->f->spool, d->sc->name, seq, reason,
-	    fwd_now_ms(), err) != SPOOL_OK)
+	    clock_wall_ms(), err) != SPOOL_OK)
 		log_warnx("sink %s: %s", d->sc->name, err);
 }
 
@@ -142,14 +142,14 @@ static void
 cursor_advance(struct drain *d, int force)
 {
 	char err[SPOOL_ERRMAX];
-	uint64_t now = fwd_mono_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (d->delivered <= d->cursor)
 		return;
 	if (!force && now - d->cursor_ms < CURSOR_EVERY_MS)
 		return;
 	if (spool_cursor_set(d->f->spool, d->sc->name, d->delivered,
-	    fwd_now_ms(), err) != SPOOL_OK) {
+	    clock_wall_ms(), err) != SPOOL_OK) {
 		log_warnx("sink %s: %s", d->sc->name, err);
 		return;
 	}

@@ -44,9 +44,6 @@ struct fwd {
 	_Atomic int		 stop;
 };
 
-uint64_t	fwd_now_ms(void);
-uint64_t	fwd_mono_ms(void);
-
 /* drain.c */
 const struct sink_ops *drain_ops_for(const struct conf_sink *);
 int	drain_open(struct fwd *, struct drain *, const struct conf_sink *,

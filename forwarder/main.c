@@ -15,39 +15,18 @@
  */
 #include <getopt.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "forwarder.h"
 #include "log.h"
 
 #define TRIM_MAX	20000	/* events deleted per trim transaction */
 #define REPORT_SECS	30
-
-uint64_t
-fwd_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-uint64_t
-fwd_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 usage(FILE *fp)
@@ -61,29 +40,6 @@ usage(FILE *fp)
 	    CONF_DEFAULT_PATH);
 }
 
-static void
-sd_notify_msg(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun;
-	int fd;
-
-	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sun.sun_path))
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	strcpy(sun.sun_path, path);
-	if (path[0] == '@')
-		sun.sun_path[0] = '\0';
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return;
-	(void)sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sun,
-	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-	    strlen(path)));
-	close(fd);
-}
-
 /* Deletes what every sink has, in bounded transactions. */
 static void
 trim(struct fwd *f)
@@ -92,7 +48,7 @@ trim(struct fwd *f)
 	size_t removed;
 
 	do {
-		if (spool_trim(f->spool, fwd_now_ms(), f->conf->spool.retain_ms,
+		if (spool_trim(f->spool, clock_wall_ms(), f->conf->spool.retain_ms,
 		    TRIM_MAX, &removed, err) != SPOOL_OK) {
 			log_warnx("trim: %s", err);
 			return;
@@ -131,7 +87,7 @@ static void
 serve(struct fwd *f, const sigset_t *set)
 {
 	struct timespec tick = { 1, 0 };
-	uint64_t last_report = fwd_mono_ms();
+	uint64_t last_report = clock_mono_ms();
 	int sig;
 
 	while (!atomic_load(&f->stop)) {
@@ -141,15 +97,15 @@ serve(struct fwd *f, const sigset_t *set)
 			    "for up to %llums", strsignal(sig),
 			    (unsigned long long)
 			    f->conf->agent.shutdown_timeout_ms);
-			sd_notify_msg("STOPPING=1");
+			daemon_notify("STOPPING=1");
 			atomic_store(&f->stop, 1);
 			break;
 		}
 		trim(f);
-		if (fwd_mono_ms() - last_report >= REPORT_SECS * 1000) {
+		if (clock_mono_ms() - last_report >= REPORT_SECS * 1000) {
 			for (size_t i = 0; i < f->ndrains; i++)
 				drain_report(&f->drains[i], REPORT_SECS);
-			last_report = fwd_mono_ms();
+			last_report = clock_mono_ms();
 		}
 	}
 }
@@ -227,7 +183,7 @@ main(int argc, char **argv)
 			fatalx("cannot start a drain thread");
 	log_info("forwarding spool %s to %zu sinks", f.conf->spool.dir,
 	    f.ndrains);
-	sd_notify_msg("READY=1");
+	daemon_notify("READY=1");
 
 	/* 7. Until SIGTERM. */
 	serve(&f, &set);

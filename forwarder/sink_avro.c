@@ -63,6 +63,7 @@
 
 #include <avro.h>
 
+#include "daemon.h"
 #include "avroenc.h"
 #include "conf.h"
 #include "sink.h"
@@ -117,30 +118,6 @@ struct sink_avro {
 	struct dead	*dead;
 	size_t		 ndead;
 };
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int
-name_ok(const char *s, size_t len)
-{
-	if (len == 0 || len > SPOOL_STREAM_MAX ||
-	    (len <= 2 && strncmp(s, "..", len) == 0))
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
-		    s[i] == '_' || s[i] == '-'))
-			return 0;
-	return 1;
-}
 
 static int
 sys_err(struct sink_avro *s, const char *name, const char *what, char *err)
@@ -485,7 +462,7 @@ published_name(const char *name, size_t *stlen, uint64_t *last)
 			return 0;
 	*stlen = len - tail;
 	*last = strtoull(name + len - 5 - SEQ_DIGITS, NULL, 10);
-	return name_ok(name, *stlen);
+	return spool_stream_name_ok(name, *stlen);
 }
 
 static int
@@ -555,7 +532,7 @@ static int
 append(struct sink_avro *s, struct stream *st, uint64_t seq,
     avro_value_t *v, size_t size, char *err)
 {
-	uint64_t	 now = mono_ms();
+	uint64_t	 now = clock_mono_ms();
 	struct file	*f;
 	int		 rc;
 
@@ -601,7 +578,7 @@ avro_send(void *sink, const struct spool_event *ev, char *err)
 		    "file");
 		return SINK_FULL;
 	}
-	if (!name_ok(ev->stream, ev->stream_len)) {
+	if (!spool_stream_name_ok(ev->stream, ev->stream_len)) {
 		if ((rc = add_dead(s, ev->seq, "stream name unfit for a file "
 		    "name", err)) == SINK_OK)
 			s->sent = ev->seq;
@@ -681,7 +658,7 @@ publish_due(struct sink_avro *s, uint64_t now, int all, char *err)
 static void
 wait_due(struct sink_avro *s, int timeout_ms)
 {
-	uint64_t	 now = mono_ms(), due;
+	uint64_t	 now = clock_mono_ms(), due;
 	uint64_t	 until = now + (uint64_t)timeout_ms;
 	struct timespec	 ts;
 
@@ -715,7 +692,7 @@ avro_poll(void *sink, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
 	if (timeout_ms > 0)
 		wait_due(s, timeout_ms);
 	if ((rc = dir_sync(s, err)) == SINK_OK)
-		rc = publish_due(s, mono_ms(), 0, err);
+		rc = publish_due(s, clock_mono_ms(), 0, err);
 	watermark(s, delivered);
 	return rc;
 }
@@ -729,7 +706,7 @@ avro_flush(void *sink, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
 
 	(void)timeout_ms;	/* nothing here waits on a peer */
 	report_dead(s, dead, arg);
-	rc = publish_due(s, mono_ms(), 1, err);
+	rc = publish_due(s, clock_mono_ms(), 1, err);
 	if (rc == SINK_OK)
 		rc = dir_sync(s, err);
 	watermark(s, delivered);

@@ -45,6 +45,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "daemon.h"
 #include "avroenc.h"
 #include "log.h"
 #include "sink.h"
@@ -95,15 +96,6 @@ static const char *const defaults[][2] = {
 	{ "queue.buffering.max.kbytes",		"65536" },
 	{ "client.id",				"ferry" },
 };
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int
 buf_room(struct buf *b, size_t n)
@@ -487,7 +479,7 @@ slot_push(struct kafka *k, uint64_t seq)
 	struct slot	*sl = &k->ring[(k->tail + k->count) % k->cap];
 
 	sl->seq = seq;
-	sl->sent_ms = mono_ms();
+	sl->sent_ms = clock_mono_ms();
 	sl->reason = NULL;
 	sl->state = SLOT_SENT;
 	k->count++;
@@ -578,7 +570,7 @@ is_down(struct kafka *k, char *err)
 
 	if (k->count == 0)
 		return 0;
-	waited = mono_ms() - k->ring[k->tail].sent_ms;
+	waited = clock_mono_ms() - k->ring[k->tail].sent_ms;
 	if (k->down && waited >= DOWN_GRACE_MS) {
 		snprintf(err, SINK_ERRMAX, "all brokers down (%s); %zu events "
 		    "in flight", k->why[0] ? k->why : "no answer", k->count);
@@ -600,16 +592,16 @@ kafka_poll(void *arg, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
 {
 	struct kafka	*k = arg;
 	char		 why[400] = "";
-	uint64_t	 now, end = mono_ms() + (uint64_t)timeout_ms;
+	uint64_t	 now, end = clock_mono_ms() + (uint64_t)timeout_ms;
 	unsigned	 news = k->news;
 
 	if (k->rk == NULL)
 		return no_producer(err);
 	/* Other events (a failed reconnect) end rd_kafka_poll() early. */
 	do {
-		now = mono_ms();
+		now = clock_mono_ms();
 		rd_kafka_poll(k->rk, now < end ? (int)(end - now) : 0);
-	} while (k->news == news && mono_ms() < end);
+	} while (k->news == news && clock_mono_ms() < end);
 	advance(k, delivered, dead, darg);
 	if (k->fatal || k->rewind) {
 		if (k->fatal) {

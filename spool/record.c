@@ -74,20 +74,29 @@ get32(const unsigned char *p)
 }
 
 int
+spool_stream_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > SPOOL_STREAM_MAX)
+		return 0;
+	/* Names become file and topic names: no "." or "..". */
+	if (len <= 2 && strncmp(s, "..", len) == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		    s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+int
 record_check_event(const struct spool_event *ev, char *err)
 {
-	if (ev->stream_len == 0 || ev->stream_len > SPOOL_STREAM_MAX) {
-		ERR("stream name must be 1 to %d characters", SPOOL_STREAM_MAX);
+	if (!spool_stream_name_ok(ev->stream, ev->stream_len)) {
+		ERR("stream name must be 1 to %d of A-Z a-z 0-9 . _ -, and "
+		    "not . or ..", SPOOL_STREAM_MAX);
 		return SPOOL_EINVAL;
-	}
-	for (size_t i = 0; i < ev->stream_len; i++) {
-		char c = ev->stream[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		    c == '-')) {
-			ERR("stream name may hold only A-Z a-z 0-9 . _ -");
-			return SPOOL_EINVAL;
-		}
 	}
 	if (ev->ctype_len > SPOOL_CTYPE_MAX) {
 		ERR("content type longer than %d bytes", SPOOL_CTYPE_MAX);

@@ -246,6 +246,12 @@ int	spool_backup(struct spool *, const char *dir, char *err);
 int	spool_readers(struct spool *, int clear, void (*cb)(const char *,
 	    void *), void *arg, int *cleared, char *err);
 
+/*
+ * Is S (LEN bytes) a valid stream name: 1 to SPOOL_STREAM_MAX of
+ * A-Z a-z 0-9 . _ -, and not "." or ".." (names become file names).
+ */
+int	spool_stream_name_ok(const char *s, size_t len);
+
 /* Hex of an event id into BUF (2 * SPOOL_IDLEN + 1 bytes). */
 void	spool_id_hex(const unsigned char *id, char *buf);
 
