@@ -212,12 +212,16 @@ main(int argc, char **argv)
 		if (a.conf->streams[i].schema && a.avro == NULL &&
 		    (a.avro = avroenc_new(a.conf, err)) == NULL) {
 			log_warnx("%s", err);
+			conf_free(a.conf);
 			return EX_CONFIG;
 		}
 
 	/* 5. The spool. */
-	if (load_key(a.conf, key, &have_key) != 0)
+	if (load_key(a.conf, key, &have_key) != 0) {
+		avroenc_free(a.avro);
+		conf_free(a.conf);
 		return EX_CONFIG;
+	}
 	memset(&so, 0, sizeof(so));
 	so.dir = a.conf->spool.dir;
 	so.max_size = a.conf->spool.max_size;
