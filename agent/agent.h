@@ -75,6 +75,7 @@ struct agent {
 	struct MHD_Daemon	*httpd;
 	_Atomic int		 state;		/* enum agent_state */
 	_Atomic int		 full;		/* last append hit SPOOL_FULL */
+	_Atomic int		 backoff;	/* above the high watermark */
 	_Atomic long		 inflight;	/* requests with the writer */
 	_Atomic long		 requests;	/* POSTs begun, not yet done */
 	uint64_t		 started_ms;

@@ -411,7 +411,6 @@ static enum MHD_Result
 post_answer(struct agent *a, struct MHD_Connection *c, struct hreq *h)
 {
 	char body[128];
-	int over;
 
 	switch (h->ir.rc) {
 	case SPOOL_OK:
@@ -420,10 +419,9 @@ post_answer(struct agent *a, struct MHD_Connection *c, struct hreq *h)
 		atomic_fetch_add(&a->m.bytes, h->ir.bytes);
 		snprintf(body, sizeof(body), "{\"accepted\":%zu,"
 		    "\"duplicates\":%zu}", h->ir.accepted, h->ir.duplicates);
-		over = spool_used_bytes(a->spool) * 100 >
-		    spool_max_bytes(a->spool) * a->conf->spool.high_watermark;
 		return answer(a, c, 200, "application/json", body,
-		    strlen(body), over ? "Backoff" : NULL, BACKOFF_SECS);
+		    strlen(body), atomic_load(&a->backoff) ? "Backoff" : NULL,
+		    BACKOFF_SECS);
 	case SPOOL_FULL:
 		atomic_fetch_add(&a->m.rejected_full, h->ir.n);
 		return answer_error(a, c, 503, "spool full: nothing of this "

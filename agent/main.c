@@ -249,6 +249,8 @@ main(int argc, char **argv)
 	/* A spool already full at start is not ready. */
 	atomic_store(&a.full, spool_used_bytes(a.spool) + (64u << 10) >=
 	    spool_max_bytes(a.spool));
+	atomic_store(&a.backoff, spool_used_bytes(a.spool) * 100 >
+	    spool_max_bytes(a.spool) * a.conf->spool.high_watermark);
 	atomic_store(&a.state, AGENT_SERVING);
 	log_info("serving on %s, spool %s (%llu MiB max)%s",
 	    a.conf->agent.listen, a.conf->spool.dir,

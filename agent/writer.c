@@ -108,6 +108,9 @@ commit_batch(struct agent *a, struct intake_req *list)
 	atomic_store(&a->full, full);
 	if (events > 0)
 		metrics_commit(&a->m, clock_mono_us() - t0, events);
+	/* Once per commit, not per answer: are clients to slow down? */
+	atomic_store(&a->backoff, spool_used_bytes(a->spool) * 100 >
+	    spool_max_bytes(a->spool) * a->conf->spool.high_watermark);
 }
 
 static void *
