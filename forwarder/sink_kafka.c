@@ -445,22 +445,39 @@ value_of(struct kafka *k, const struct spool_event *ev, const void **val,
 	return 0;
 }
 
+/* Decimal text of V into BUF (at least 21 bytes); returns its length. */
+static size_t
+u64_text(uint64_t v, char *buf)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[n] = '\0';
+	return n;
+}
+
 static rd_kafka_headers_t *
 headers_of(const struct spool_event *ev)
 {
 	rd_kafka_headers_t	*h = rd_kafka_headers_new(4);
 	char			 hex[2 * SPOOL_IDLEN + 1], num[24];
-	size_t			 i;
+	size_t			 n;
 
-	for (i = 0; i < SPOOL_IDLEN; i++)
-		snprintf(hex + 2 * i, 3, "%02x", ev->id[i]);
+	/* On the drain's hot path: no printf here (it showed in perf). */
+	spool_id_hex(ev->id, hex);
 	rd_kafka_header_add(h, "ferry-id", -1, hex, 2 * SPOOL_IDLEN);
 	rd_kafka_header_add(h, "ferry-stream", -1, ev->stream,
 	    (ssize_t)ev->stream_len);
-	snprintf(num, sizeof(num), "%" PRIu64, ev->received_ms);
-	rd_kafka_header_add(h, "ferry-received-ms", -1, num, -1);
-	snprintf(num, sizeof(num), "%" PRIu64, ev->seq);
-	rd_kafka_header_add(h, "ferry-seq", -1, num, -1);
+	n = u64_text(ev->received_ms, num);
+	rd_kafka_header_add(h, "ferry-received-ms", -1, num, (ssize_t)n);
+	n = u64_text(ev->seq, num);
+	rd_kafka_header_add(h, "ferry-seq", -1, num, (ssize_t)n);
 	return h;
 }
 
