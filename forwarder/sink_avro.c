@@ -63,9 +63,9 @@
 
 #include <avro.h>
 
-#include "daemon.h"
 #include "avroenc.h"
 #include "conf.h"
+#include "daemon.h"
 #include "sink.h"
 #include "spool.h"
 

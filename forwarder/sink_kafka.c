@@ -45,8 +45,8 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "daemon.h"
 #include "avroenc.h"
+#include "daemon.h"
 #include "log.h"
 #include "sink.h"
 
