@@ -31,6 +31,8 @@
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	5000
 #define CURSOR_EVERY_MS	100
+#define RETRY_EVERY_MS	1000	/* looks for dead letters marked for retry */
+#define RETRY_FLUSH_MS	10000
 
 static const struct sink_ops *const sink_types[] = {
 	&sink_kafka_ops,
@@ -93,6 +95,17 @@ dead(uint64_t seq, const char *reason, void *arg)
 {
 	struct drain *d = arg;
 	char err[SPOOL_ERRMAX];
+
+	if (d->retrying) {	/* a resent dead letter, refused again */
+		for (size_t i = 0; i < d->nrseq; i++)
+			if (d->rseq[i] == seq && d->nredead < RETRY_BATCH) {
+				d->redead[d->nredead].seq = seq;
+				snprintf(d->redead[d->nredead].reason,
+				    sizeof(d->redead[0].reason), "%s", reason);
+				d->nredead++;
+				return;
+			}
+	}
 
 	atomic_fetch_add(&d->n_dead, 1);
 	log_warnx("sink %s: event %llu refused for good, kept as a dead "
@@ -158,6 +171,68 @@ cursor_advance(struct drain *d, int force)
 	d->cursor_ms = now;
 }
 
+static int
+retry_one(const struct spool_dead *dl, const struct spool_event *ev,
+    void *arg)
+{
+	struct drain *d = arg;
+
+	if (!dl->retry)
+		return 0;
+	if (d->ops->send(d->sink, ev, d->err) != SINK_OK)
+		return 1;
+	d->rseq[d->nrseq++] = ev->seq;
+	return d->nrseq == RETRY_BATCH;
+}
+
+/*
+ * Dead letters marked for retry (ferry-spool dead retry): resent while
+ * nothing else is in flight, then flushed; each delivered one is dropped,
+ * each refused again keeps its row with the new reason and no mark.
+ */
+static void
+retry_dead(struct drain *d)
+{
+	char err[SPOOL_ERRMAX];
+	uint64_t delivered = d->delivered, now = clock_mono_ms();
+	size_t i, j, n;
+	int rc;
+
+	if (!d->ops->redeliver || d->sent != d->delivered || d->down ||
+	    now - d->retry_ms < RETRY_EVERY_MS)
+		return;
+	d->retry_ms = now;
+	d->nrseq = d->nredead = 0;
+	if (spool_dead_each(d->f->spool, d->sc->name, retry_one, d, err) < 0)
+		log_warnx("sink %s: %s", d->sc->name, err);
+	if (d->nrseq == 0)
+		return;
+	d->retrying = 1;
+	rc = d->ops->flush(d->sink, RETRY_FLUSH_MS, &delivered, dead, d,
+	    d->err);
+	d->retrying = 0;
+	if (rc != SINK_OK) {
+		/* Not confirmed: keep the marks, resend later (at least once). */
+		log_warnx("sink %s: resending dead letters: %s", d->sc->name,
+		    d->err);
+		return;
+	}
+	for (i = 0; i < d->nrseq; i++) {
+		for (j = 0; j < d->nredead && d->redead[j].seq != d->rseq[i];
+		    j++)
+			;
+		if (j < d->nredead)
+			spool_dead_mark(d->f->spool, d->sc->name, d->rseq[i], 0,
+			    d->redead[j].reason, clock_wall_ms(), &n, err);
+		else if (spool_dead_drop(d->f->spool, d->sc->name, d->rseq[i],
+		    err) != SPOOL_OK)
+			log_warnx("sink %s: %s", d->sc->name, err);
+	}
+	log_info("sink %s: resent %zu dead letters: %zu delivered, %zu "
+	    "refused again", d->sc->name, d->nrseq, d->nrseq - d->nredead,
+	    d->nredead);
+}
+
 /* One turn: read and send what fits, then let the sink make progress. */
 static int
 drain_turn(struct drain *d)
@@ -167,6 +242,7 @@ drain_turn(struct drain *d)
 	int rc, timeout;
 
 	/* While down, this read is the probe that tells when it is up. */
+	retry_dead(d);
 	d->blocked = 0;
 	n = spool_read(d->f->spool, d->sent, READ_BATCH, send_one, d, err);
 	if (n < 0) {

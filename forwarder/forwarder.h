@@ -15,6 +15,8 @@
 
 struct fwd;
 
+#define RETRY_BATCH	64	/* dead letters resent per round */
+
 /* One sink and the thread that drains the spool into it. */
 struct drain {
 	struct fwd		*f;
@@ -31,6 +33,16 @@ struct drain {
 	int			 down;		/* outage logged, not its end */
 	uint64_t		 backoff_ms;
 	int			 failed;	/* SINK_FATAL: thread ended */
+	/* dead letters marked for retry, being resent (drain.c) */
+	int			 retrying;
+	uint64_t		 retry_ms;	/* last look for marks */
+	uint64_t		 rseq[RETRY_BATCH];
+	size_t			 nrseq;
+	struct redead {
+		uint64_t	 seq;
+		char		 reason[256];
+	}			 redead[RETRY_BATCH];
+	size_t			 nredead;
 	/* for the main thread's throughput line */
 	_Atomic uint64_t	 n_events, n_bytes, n_dead, cursor_pub;
 	char			 err[SINK_ERRMAX];

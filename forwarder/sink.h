@@ -41,6 +41,12 @@ typedef void (*sink_dead_fn)(uint64_t seq, const char *reason, void *arg);
 
 struct sink_ops {
 	const char	*type;		/* the [sink.NAME] type = value */
+	/*
+	 * Nonzero if send() takes an event with a seq below those already
+	 * sent (a dead letter marked for retry), delivered like any other;
+	 * it must not move *delivered below what it was.
+	 */
+	int		 redeliver;
 
 	/* Creates the sink; NULL with a message in ERR on failure. */
 	void		*(*open)(const struct conf *, const struct conf_sink *,

@@ -677,6 +677,7 @@ kafka_close(void *arg)
 
 const struct sink_ops sink_kafka_ops = {
 	.type = "kafka",
+	.redeliver = 1,		/* the ring never lowers delivered */
 	.open = kafka_open,
 	.recover = kafka_recover,
 	.send = kafka_send,

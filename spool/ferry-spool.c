@@ -109,8 +109,8 @@ static const struct cmd cmds[] = {
 	{ "cursor", cmd_cursor, 1, "cursor [SINK] [--set SEQ | --delete]",
 	    "lists, shows, moves or deletes sink cursors" },
 	{ "dead", cmd_dead, 1,
-	    "dead [ls] [--sink SINK] | dead drop SINK SEQ|--all",
-	    "lists or drops dead letters" },
+	    "dead [ls] [--sink SINK] | dead drop|retry SINK SEQ|--all",
+	    "lists, drops, or marks for another delivery, dead letters" },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -996,8 +996,9 @@ dead_print(const struct tool *t, const struct spool_dead *d,
 
 	fmt_time(d->dead_ms, tbuf);
 	if (t->json) {
-		o = json_pack("{s:I, s:s, s:I, s:s}", "seq", J(d->seq), "sink",
-		    d->sink, "dead_ms", J(d->dead_ms), "dead", tbuf);
+		o = json_pack("{s:I, s:s, s:I, s:s, s:b}", "seq", J(d->seq),
+		    "sink", d->sink, "dead_ms", J(d->dead_ms), "dead", tbuf,
+		    "retry", d->retry);
 		jbytes(o, "reason", d->reason, strlen(d->reason), 0);
 		if (ev != NULL) {
 			jbytes(o, "stream", ev->stream, ev->stream_len, 0);
@@ -1007,7 +1008,8 @@ dead_print(const struct tool *t, const struct spool_dead *d,
 		jprint(t->out, o, 1);
 		return;
 	}
-	fprintf(t->out, "%" PRIu64 " %s %s ", d->seq, d->sink, tbuf);
+	fprintf(t->out, "%" PRIu64 " %s %s%s ", d->seq, d->sink, tbuf,
+	    d->retry ? " retry" : "");
 	if (ev != NULL) {
 		put_safe(t->out, ev->stream, ev->stream_len);
 		fprintf(t->out, " %zu ", ev->body_len);
@@ -1060,6 +1062,21 @@ dead_drop(struct tool *t, const char *sink, uint64_t seq, int all)
 	return 0;
 }
 
+/* Marks one (SEQ) or all (0) of SINK's dead letters for another try. */
+static int
+dead_retry(struct tool *t, const char *sink, uint64_t seq)
+{
+	size_t	n;
+
+	if (spool_dead_mark(t->sp, sink, seq, 1, NULL, now_ms(), &n,
+	    t->err) != SPOOL_OK)
+		return fail(t);
+	printf("marked %zu dead letters of sink %s for retry: ferry-forwarder "
+	    "resends them (Kafka sinks) and drops each one delivered\n", n,
+	    sink);
+	return 0;
+}
+
 static int
 cmd_dead(struct tool *t, int argc, char **argv)
 {
@@ -1085,13 +1102,13 @@ cmd_dead(struct tool *t, int argc, char **argv)
 	if (strcmp(verb, "ls") == 0) {
 		if (optind != argc || all)
 			return cmd_usage("dead");
-	} else if (strcmp(verb, "drop") == 0) {
+	} else if (strcmp(verb, "drop") == 0 || strcmp(verb, "retry") == 0) {
 		if (sink != NULL || optind == argc)
 			return cmd_usage("dead");
 		sink = argv[optind++];
 		if (optind + !all != argc)
 			return cmd_usage("dead");
-		if (!all && num_arg("dead drop", "SEQ", argv[optind],
+		if (!all && num_arg("dead", "SEQ", argv[optind],
 		    &seq) == -1)
 			return EX_USAGE;
 	} else
@@ -1100,6 +1117,8 @@ cmd_dead(struct tool *t, int argc, char **argv)
 		return rc;
 	if (strcmp(verb, "drop") == 0)
 		return dead_drop(t, sink, seq, all);
+	if (strcmp(verb, "retry") == 0)
+		return dead_retry(t, sink, seq);
 	if (out_begin(t) == -1)
 		return fail(t);
 	rc = spool_dead_each(t->sp, sink, dead_cb, t, t->err) < 0;

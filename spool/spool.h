@@ -198,7 +198,7 @@ int	spool_trim(struct spool *, uint64_t now_ms, uint64_t retain_ms,
 
 /*
  * Dead letters: events a sink refused for good, kept with the reason.
- * spool_dead_add() copies event SEQ as stored.  spool_dead_each() calls CB
+ * spool_dead_add() copies event SEQ as stored (again: replaces the row).  spool_dead_each() calls CB
  * for each (SINK NULL: all sinks).  spool_dead_drop() removes one.
  */
 struct spool_dead {
@@ -206,6 +206,7 @@ struct spool_dead {
 	uint64_t	 seq;
 	uint64_t	 dead_ms;
 	const char	*reason;
+	int		 retry;		/* marked for another delivery */
 };
 typedef int (*spool_dead_cb)(const struct spool_dead *,
 	    const struct spool_event *, void *arg);
@@ -214,6 +215,15 @@ int	spool_dead_add(struct spool *, const char *sink, uint64_t seq,
 long	spool_dead_each(struct spool *, const char *sink, spool_dead_cb cb,
 	    void *arg, char *err);
 int	spool_dead_drop(struct spool *, const char *sink, uint64_t seq,
+	    char *err);
+/*
+ * Sets the retry mark of dead letter SEQ of SINK (SEQ 0: all of SINK's),
+ * and, with REASON not NULL, replaces its reason and time.  The forwarder
+ * resends marked dead letters (sinks that can take an old event again) and
+ * drops each one delivered.  *count gets the number changed.
+ */
+int	spool_dead_mark(struct spool *, const char *sink, uint64_t seq,
+	    int retry, const char *reason, uint64_t now_ms, size_t *count,
 	    char *err);
 
 /* Counters and sizes, from one read transaction. */

@@ -380,6 +380,25 @@ dead_key(unsigned char *buf, const char *sink, uint64_t seq)
 	return len + 9;
 }
 
+/*
+ * A dead-letter row: u64 dead_ms, u16 reason length with bit 15 the retry
+ * mark (ferry-spool dead retry), the reason, the record as stored.
+ */
+#define DEAD_RETRY	0x8000u
+#define DEAD_REASON_MAX	1024
+
+static void
+dead_head(unsigned char *p, uint64_t when, const char *reason, size_t rlen,
+    int retry)
+{
+	unsigned u = (unsigned)rlen | (retry ? DEAD_RETRY : 0);
+
+	record_put64(p, when);
+	p[8] = (unsigned char)(u >> 8);
+	p[9] = (unsigned char)u;
+	memcpy(p + 10, reason, rlen);
+}
+
 int
 spool_dead_add(struct spool *sp, const char *sink, uint64_t seq,
     const char *reason, uint64_t now_ms, char *err)
@@ -393,8 +412,8 @@ spool_dead_add(struct spool *sp, const char *sink, uint64_t seq,
 
 	if (!sink_name_ok(sp, sink, err))
 		return SPOOL_EINVAL;
-	if (rlen > 1024)
-		rlen = 1024;
+	if (rlen > DEAD_REASON_MAX)
+		rlen = DEAD_REASON_MAX;
 	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0)
 		return spool_lmdb_fail(sp, rc, "beginning a write", err);
 	record_put64(sb, seq);
@@ -415,10 +434,7 @@ spool_dead_add(struct spool *sp, const char *sink, uint64_t seq,
 		return spool_lmdb_fail(sp, rc, "writing a dead letter", err);
 	}
 	p = v.mv_data;
-	record_put64(p, now_ms);
-	p[8] = (unsigned char)(rlen >> 8);
-	p[9] = (unsigned char)rlen;
-	memcpy(p + 10, reason, rlen);
+	dead_head(p, now_ms, reason, rlen, 0);
 	memcpy(p + 10 + rlen, ev.mv_data, ev.mv_size);
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		return spool_lmdb_fail(sp, rc, "committing a dead letter", err);
@@ -428,7 +444,8 @@ spool_dead_add(struct spool *sp, const char *sink, uint64_t seq,
 /* Splits a dead-letter row; returns 0 if it is well-formed. */
 static int
 dead_parse(const MDB_val *k, const MDB_val *v, char *sink, uint64_t *seq,
-    uint64_t *when, char *reason, const unsigned char **rec, size_t *reclen)
+    uint64_t *when, int *retry, char *reason, const unsigned char **rec,
+    size_t *reclen)
 {
 	const unsigned char *kp = k->mv_data, *vp = v->mv_data;
 	size_t slen, rlen;
@@ -441,8 +458,9 @@ dead_parse(const MDB_val *k, const MDB_val *v, char *sink, uint64_t *seq,
 	sink[slen] = '\0';
 	*seq = record_get64(kp + slen + 1);
 	*when = record_get64(vp);
-	rlen = (size_t)vp[8] << 8 | vp[9];
-	if (10 + rlen > v->mv_size)
+	rlen = ((size_t)vp[8] << 8 | vp[9]) & ~(size_t)DEAD_RETRY;
+	*retry = (vp[8] << 8 & DEAD_RETRY) != 0;
+	if (rlen > DEAD_REASON_MAX || 10 + rlen > v->mv_size)
 		return -1;
 	memcpy(reason, vp + 10, rlen);
 	reason[rlen] = '\0';
@@ -475,8 +493,8 @@ spool_dead_each(struct spool *sp, const char *sink, spool_dead_cb cb,
 	}
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (dead_parse(&k, &v, name, &d.seq, &d.dead_ms, reason, &rec,
-		    &reclen) != 0) {
+		if (dead_parse(&k, &v, name, &d.seq, &d.dead_ms, &d.retry,
+		    reason, &rec, &reclen) != 0) {
 			ERR("spool %s: damaged dead letter", sp->dir);
 			r = SPOOL_CORRUPT;
 			break;
@@ -527,5 +545,79 @@ spool_dead_drop(struct spool *sp, const char *sink, uint64_t seq, char *err)
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		return spool_lmdb_fail(sp, rc, "committing", err);
+	return SPOOL_OK;
+}
+
+int
+spool_dead_mark(struct spool *sp, const char *sink, uint64_t seq, int retry,
+    const char *reason, uint64_t now_ms, size_t *count, char *err)
+{
+	unsigned char kb[SPOOL_SINK_MAX + 9], *nv = NULL;
+	char name[SPOOL_SINK_MAX + 1], old[DEAD_REASON_MAX + 1];
+	const unsigned char *rec;
+	size_t reclen, rlen, n = 0;
+	uint64_t when, s;
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, was;
+
+	*count = 0;
+	if (!sink_name_ok(sp, sink, err))
+		return SPOOL_EINVAL;
+	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0)
+		return spool_lmdb_fail(sp, rc, "beginning a write", err);
+	if ((rc = mdb_cursor_open(txn, sp->dead, &c)) != 0) {
+		mdb_txn_abort(txn);
+		return spool_lmdb_fail(sp, rc, "marking dead letters", err);
+	}
+	/* This sink's rows sort together, from (SINK, NUL, seq 0 or SEQ). */
+	k = spool_mval(kb, dead_key(kb, sink, seq));
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (dead_parse(&k, &v, name, &s, &when, &was, old, &rec,
+		    &reclen) != 0 || strcmp(name, sink) != 0 ||
+		    (seq != 0 && s != seq))
+			break;
+		if (reason) {
+			rlen = strlen(reason);
+			if (rlen > DEAD_REASON_MAX)
+				rlen = DEAD_REASON_MAX;
+			when = now_ms;
+		} else {
+			reason = old;
+			rlen = strlen(old);
+		}
+		if ((nv = realloc(nv, 10 + rlen + reclen)) == NULL) {
+			rc = ENOMEM;
+			break;
+		}
+		dead_head(nv, when, reason, rlen, retry);
+		memcpy(nv + 10 + rlen, rec, reclen);
+		if (reason == old)
+			reason = NULL;
+		v = spool_mval(nv, 10 + rlen + reclen);
+		if ((rc = mdb_cursor_put(c, &k, &v, MDB_CURRENT)) != 0)
+			break;
+		n++;
+	}
+	free(nv);
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return spool_lmdb_fail(sp, rc, "marking dead letters", err);
+	}
+	if (n == 0) {
+		mdb_txn_abort(txn);
+		if (seq != 0) {
+			ERR("spool %s: no dead letter %llu for sink %s",
+			    sp->dir, (unsigned long long)seq, sink);
+			return SPOOL_NOTFOUND;
+		}
+		return SPOOL_OK;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return spool_lmdb_fail(sp, rc, "committing", err);
+	*count = n;
 	return SPOOL_OK;
 }
