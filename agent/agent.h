@@ -45,7 +45,6 @@ struct intake_req {
 	int			 rc;		/* spool_rc */
 	char			 err[SPOOL_ERRMAX];
 	size_t			 accepted, duplicates;
-	_Atomic int		 done;
 };
 
 #define METRIC_LAT_BUCKETS	12
@@ -78,7 +77,6 @@ struct agent {
 	_Atomic int		 backoff;	/* above the high watermark */
 	_Atomic long		 inflight;	/* requests with the writer */
 	_Atomic long		 requests;	/* POSTs begun, not yet done */
-	uint64_t		 started_ms;
 
 	/* writer queue: lock protects head, tail, stop */
 	pthread_mutex_t		 qlock;

@@ -245,7 +245,6 @@ main(int argc, char **argv)
 	atomic_store(&a.state, AGENT_STARTING);
 	if (http_start(&a, err, sizeof(err)) != 0)
 		fatalx("%s", err);
-	a.started_ms = clock_wall_ms();
 	/* A spool already full at start is not ready. */
 	atomic_store(&a.full, spool_used_bytes(a.spool) + (64u << 10) >=
 	    spool_max_bytes(a.spool));

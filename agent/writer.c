@@ -46,7 +46,6 @@ finish(struct agent *a, struct intake_req *r)
 {
 	struct MHD_Connection *conn = r->conn;
 
-	atomic_store(&r->done, 1);
 	MHD_resume_connection(conn);
 	atomic_fetch_sub(&a->inflight, 1);
 }
