@@ -39,7 +39,7 @@ usage(void)
 	fprintf(stderr, "usage: spool-put -d DIR [-k KEYFILE] [-s STREAM] "
 	    "[-c CTYPE] [-a ADDR] [-m MAX_SIZE]\n"
 	    "           [-w WINDOW_MS] [-t NOW_MS] [-i IKEY] [-b N] "
-	    "[-D SINK:SEQ:REASON]... < bodies\n");
+	    "[-D SINK:SEQ:REASON]... [-C SINK:SEQ] < bodies\n");
 	exit(64);
 }
 
@@ -151,7 +151,7 @@ main(int argc, char *argv[])
 	struct put		 p;
 	struct timespec		 ts;
 	unsigned char		 key[SPOOL_KEYLEN];
-	char			*dead[16];
+	char			*dead[16], *cursor = NULL;
 	const char		*why;
 	size_t			 i, ndead = 0;
 	int			 ch, rc = 0;
@@ -165,7 +165,7 @@ main(int argc, char *argv[])
 	p.ctype = "application/json";
 	clock_gettime(CLOCK_REALTIME, &ts);
 	p.now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	while ((ch = getopt(argc, argv, "a:b:c:D:d:i:k:m:s:t:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:b:C:c:D:d:i:k:m:s:t:w:")) != -1) {
 		switch (ch) {
 		case 'a': p.addr = optarg; break;
 		case 'b': p.batch = num(optarg); break;
@@ -174,6 +174,9 @@ main(int argc, char *argv[])
 			if (ndead == sizeof(dead) / sizeof(dead[0]))
 				usage();
 			dead[ndead++] = optarg;
+			break;
+		case 'C':
+			cursor = optarg;
 			break;
 		case 'd': opt.dir = optarg; break;
 		case 'i': p.ikey = optarg; break;
@@ -199,7 +202,17 @@ main(int argc, char *argv[])
 		usage();
 	if ((rc = spool_open(&p.sp, &opt, p.err)) != SPOOL_OK)
 		return fail(&p, rc);
-	if (ndead > 0) {
+	if (cursor != NULL) {
+		/* -C SINK:SEQ: a cursor as of -t NOW_MS (to age it). */
+		char *colon = strchr(cursor, ':');
+
+		if (colon == NULL)
+			usage();
+		*colon = '\0';
+		if ((rc = spool_cursor_set(p.sp, cursor, num(colon + 1), p.now,
+		    p.err)) != SPOOL_OK)
+			rc = fail(&p, rc);
+	} else if (ndead > 0) {
 		for (i = 0, rc = 0; i < ndead && rc == 0; i++)
 			rc = dead_add(&p, dead[i]);
 	} else {

@@ -331,4 +331,23 @@ like "stat -rr: stale readers cleared" "$(out)" '[0-9]+ stale readers cleared'
 is "stat -rr --json" "$(run $FS -d "$S" stat -rr --json >/dev/null; js '[type(j["reader_table"]).__name__, j["stale_readers_cleared"]]')" \
     "['list', 0]"
 
+# --- a stalled sink: lag, and a cursor that has not moved for a minute -----
+W=$TMP/stall
+printf '{"n":1}\n{"n":2}\n{"n":3}\n' | $PUT -d "$W" >/dev/null
+$PUT -d "$W" -C old:1 -t $(( $(date +%s) * 1000 - 120000 )) </dev/null
+$PUT -d "$W" -C fresh:1 </dev/null
+$PUT -d "$W" -C done:3 -t $(( $(date +%s) * 1000 - 120000 )) </dev/null
+st=$($FS -d "$W" stat)
+like "stat flags a sink idle 2 min with a lag as STALLED" \
+    "$(echo "$st" | grep '^sink old:')" 'STALLED: no progress for 2m0[0-9]s while events wait'
+like "a sink that moved just now is not flagged" \
+    "$(echo "$st" | grep '^sink fresh:')" '^sink fresh: cursor 1, lag 2, updated [^ ]+$'
+like "an idle sink with nothing to do is not flagged" \
+    "$(echo "$st" | grep '^sink done:')" '^sink done: cursor 3, lag 0, updated [^ ]+$'
+is "stat --json: stalled per sink" "$($FS -d "$W" stat --json | $PY -c '
+import json, sys
+s = json.load(sys.stdin)["sinks"]
+print(s["old"]["stalled"], s["fresh"]["stalled"], s["done"]["stalled"], s["old"]["idle_ms"] >= 120000)')" \
+    "True False False True"
+
 done_testing
