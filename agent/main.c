@@ -20,7 +20,6 @@
  * commit.  SIGHUP reloads tokens and log level.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,18 +32,6 @@
 #include "avroenc.h"
 #include "daemon.h"
 #include "log.h"
-
-static void
-usage(FILE *fp)
-{
-	fprintf(fp, "usage: ferry-agent [-c FILE] [--check-config] "
-	    "[--version] [--help]\n"
-	    "  -c, --config FILE   configuration (default %s)\n"
-	    "      --check-config  validate the configuration and exit\n"
-	    "      --version       print the version and exit\n"
-	    "Receives events over HTTP and commits them to the spool;\n"
-	    "see ferry.conf for every setting.\n", CONF_DEFAULT_PATH);
-}
 
 static int
 load_key(const struct conf *cf, unsigned char *key, int *have)
@@ -146,58 +133,25 @@ run(struct agent *a, const sigset_t *set)
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check-config", no_argument, NULL, 'n' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct agent a;
 	struct spool_options so;
-	const char *path = CONF_DEFAULT_PATH;
 	unsigned char key[SPOOL_KEYLEN];
 	char err[SPOOL_ERRMAX];
 	sigset_t set;
-	int ch, check = 0, have_key, rc;
+	int have_key, rc;
 
-	/* 1. Options. */
-	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': path = optarg; break;
-		case 'n': check = 1; break;
-		case 'V': printf("ferry-agent %s\n", FERRY_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EX_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return EX_USAGE;
-	}
-	log_init("ferry-agent", LOG_LVL_INFO);
-
-	/* 2. Configuration. */
+	/* 1. Options, 2. configuration. */
 	memset(&a, 0, sizeof(a));
-	if ((a.conf = conf_load(path, NULL)) == NULL)
-		return EX_CONFIG;
-	if (check) {
-		printf("configuration OK\n");
-		conf_free(a.conf);
-		return 0;
-	}
-	log_setlevel((enum log_level)a.conf->agent.log_level);
+	if ((a.conf = daemon_start(argc, argv, "ferry-agent", "Receives "
+	    "events over HTTP and commits them to the spool; see ferry.conf "
+	    "for every setting.", &rc)) == NULL)
+		return rc;
 
 	/*
 	 * 3. Signals: blocked here, before any thread starts, so every
 	 * thread inherits the mask and only run() receives them.
 	 */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	daemon_signals(&set);
 
 	/* 4. Tokens. */
 	pthread_mutex_init(&a.qlock, NULL);

@@ -3,11 +3,15 @@
  * The protocol is one datagram to the socket named by NOTIFY_SOCKET, a
  * path or, starting with '@', an abstract name; no libsystemd needed.
  */
+#include <getopt.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,4 +69,73 @@ daemon_notify(const char *msg)
 	    -1)
 		log_warn("sd_notify %s", path);
 	close(fd);
+}
+
+static void
+usage(FILE *fp, const char *prog, const char *what)
+{
+	fprintf(fp, "usage: %s [-c FILE] [--check-config] [--version] "
+	    "[--help]\n"
+	    "  -c, --config FILE   configuration (default %s)\n"
+	    "      --check-config  validate the configuration and exit\n"
+	    "      --version       print the version and exit\n"
+	    "%s\n", prog, CONF_DEFAULT_PATH, what);
+}
+
+struct conf *
+daemon_start(int argc, char **argv, const char *prog, const char *what,
+    int *status)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = CONF_DEFAULT_PATH;
+	struct conf *cf;
+	int ch, check = 0;
+
+	*status = 0;
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'n': check = 1; break;
+		case 'V': printf("%s %s\n", prog, FERRY_VERSION); return NULL;
+		case 'h': usage(stdout, prog, what); return NULL;
+		default:
+			usage(stderr, prog, what);
+			*status = EX_USAGE;
+			return NULL;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr, prog, what);
+		*status = EX_USAGE;
+		return NULL;
+	}
+	log_init(prog, LOG_LVL_INFO);
+	if ((cf = conf_load(path, NULL)) == NULL) {
+		*status = EX_CONFIG;
+		return NULL;
+	}
+	if (check) {
+		printf("configuration OK\n");
+		conf_free(cf);
+		return NULL;
+	}
+	log_setlevel((enum log_level)cf->agent.log_level);
+	return cf;
+}
+
+void
+daemon_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }

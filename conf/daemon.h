@@ -5,7 +5,10 @@
 #ifndef FERRY_DAEMON_H
 #define FERRY_DAEMON_H
 
+#include <signal.h>
 #include <stdint.h>
+
+#include "conf.h"
 
 /* Wall-clock milliseconds since the epoch: for times stored or shown. */
 uint64_t	clock_wall_ms(void);
@@ -19,5 +22,23 @@ uint64_t	clock_mono_us(void);
  * is set (Type=notify), and does nothing otherwise.
  */
 void		daemon_notify(const char *msg);
+
+/*
+ * The start of a daemon's main(): parses -c FILE, --check-config,
+ * --version and --help (PROG names the program, WHAT is the line of --help
+ * that says what it does), starts logging, loads the configuration and
+ * takes its log level.  Returns the configuration, or NULL with *status the
+ * exit status: 0 after --version, --help or a good --check-config, 64 for
+ * a usage error, 78 for a bad configuration.
+ */
+struct conf	*daemon_start(int argc, char **argv, const char *prog,
+		    const char *what, int *status);
+
+/*
+ * Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread
+ * it starts afterwards, so that one loop reads them with sigtimedwait(SET);
+ * ignores SIGPIPE.
+ */
+void		daemon_signals(sigset_t *set);
 
 #endif

@@ -13,7 +13,6 @@
  * Nothing is lost by stopping at any moment, kill -9 included: the spool
  * keeps every event until a sink's cursor has passed it.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,18 +26,6 @@
 
 #define TRIM_MAX	20000	/* events deleted per trim transaction */
 #define REPORT_SECS	30
-
-static void
-usage(FILE *fp)
-{
-	fprintf(fp, "usage: ferry-forwarder [-c FILE] [--check-config] "
-	    "[--version] [--help]\n"
-	    "  -c, --config FILE   configuration (default %s)\n"
-	    "      --check-config  validate the configuration and exit\n"
-	    "      --version       print the version and exit\n"
-	    "Drains the spool to every [sink.NAME] of the configuration.\n",
-	    CONF_DEFAULT_PATH);
-}
 
 /* Deletes what every sink has, in bounded transactions. */
 static void
@@ -113,52 +100,19 @@ serve(struct fwd *f, const sigset_t *set)
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check-config", no_argument, NULL, 'n' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct fwd f;
-	const char *path = CONF_DEFAULT_PATH;
 	char err[1024];
 	sigset_t set;
-	int ch, check = 0, rc = 0;
+	int rc = 0;
 
 	/* 1. Options, 2. configuration. */
-	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': path = optarg; break;
-		case 'n': check = 1; break;
-		case 'V': printf("ferry-forwarder %s\n", FERRY_VERSION);
-			return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EX_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return EX_USAGE;
-	}
-	log_init("ferry-forwarder", LOG_LVL_INFO);
 	memset(&f, 0, sizeof(f));
-	if ((f.conf = conf_load(path, NULL)) == NULL)
-		return EX_CONFIG;
-	if (check) {
-		printf("configuration OK\n");
-		conf_free(f.conf);
-		return 0;
-	}
-	log_setlevel((enum log_level)f.conf->agent.log_level);
+	if ((f.conf = daemon_start(argc, argv, "ferry-forwarder", "Drains the "
+	    "spool to every [sink.NAME] of the configuration.", &rc)) == NULL)
+		return rc;
 
 	/* 3. Signals, blocked before any thread starts. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	daemon_signals(&set);
 
 	/* 4. The spool, 5. the sinks. */
 	if ((rc = open_spool(&f)) != 0)
