@@ -560,6 +560,9 @@ fi
 if [ -n "$FILLED" ]; then
 	rm -f "$W/kmock.in"
 	mkfifo "$W/kmock.in"
+	# Empty now: the mock's own ">" happens only once the FIFO opens, so a
+	# kmock.out left by an earlier run would look like its address.
+	: >"$W/kmock.out"
 	"$MOCK" -b 3 -p 4 -t bench.fwd -t bench.kcat <"$W/kmock.in" \
 	    >"$W/kmock.out" 2>"$W/kmock.err" &
 	MOCKPID=$!
