@@ -4,6 +4,7 @@
 #   make test       install missing packages, build, run every test
 #   make run        install missing packages, build, run agent + forwarder
 #   make bench      benchmarks (not part of make test)
+#   make fuzz       libFuzzer targets, FUZZ_SECS each (not part of make test)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make SAN=1 ...  build with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make dist rpm deb   source tarball, RPM + SRPM, .deb (build/, build/rpm,
@@ -52,7 +53,7 @@ PROGS	= $(B)/ferry-spool $(if $(AGENT_SRC),$(B)/ferry-agent) \
 UNITS	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPERS	= $(patsubst %.c,$(B)/tests/%,$(notdir $(HELPER_SRC)))
 
-.PHONY: all deps test check run bench install clean
+.PHONY: all deps test check run bench fuzz install clean
 all: $(PROGS)
 
 $(B)/%.o: %.c $(wildcard */*.h)
@@ -104,6 +105,10 @@ bench:
 	@packaging/deps.sh bench
 	@$(MAKE) --no-print-directory all $(HELPERS)
 	@tests/bench/run.sh $(B)
+
+# libFuzzer targets (clang): FUZZ_SECS per target, default 60.
+fuzz:
+	@tests/fuzz/run.sh $(B) $(FUZZ_SECS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/ferry
