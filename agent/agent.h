@@ -92,8 +92,13 @@ struct agent {
 	struct metrics		 m;
 };
 
+/* Free bytes below which the spool counts as full for /ready. */
+#define AGENT_FULL_SLACK	(64u << 10)
+
 /* writer.c */
 int	writer_start(struct agent *);
+/* Sets a->backoff from the spool's bytes in use; returns them. */
+uint64_t writer_note_space(struct agent *);
 void	writer_submit(struct agent *, struct intake_req *);
 void	writer_stop(struct agent *);
 

@@ -152,7 +152,7 @@ spool_is_full(struct agent *a)
 	if (!atomic_load(&a->full))
 		return 0;
 	/* Re-check: a trim by the forwarder may have made room. */
-	if (spool_used_bytes(a->spool) + (64u << 10) <
+	if (spool_used_bytes(a->spool) + AGENT_FULL_SLACK <
 	    spool_max_bytes(a->spool)) {
 		atomic_store(&a->full, 0);
 		return 0;

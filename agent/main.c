@@ -200,10 +200,8 @@ main(int argc, char **argv)
 	if (http_start(&a, err, sizeof(err)) != 0)
 		fatalx("%s", err);
 	/* A spool already full at start is not ready. */
-	atomic_store(&a.full, spool_used_bytes(a.spool) + (64u << 10) >=
+	atomic_store(&a.full, writer_note_space(&a) + AGENT_FULL_SLACK >=
 	    spool_max_bytes(a.spool));
-	atomic_store(&a.backoff, spool_used_bytes(a.spool) * 100 >
-	    spool_max_bytes(a.spool) * a.conf->spool.high_watermark);
 	atomic_store(&a.state, AGENT_SERVING);
 	log_info("serving on %s, spool %s (%llu MiB max)%s",
 	    a.conf->agent.listen, a.conf->spool.dir,

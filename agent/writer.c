@@ -26,6 +26,16 @@
 
 #define EXPIRE_PER_COMMIT	512	/* dedup rows expired per commit */
 
+uint64_t
+writer_note_space(struct agent *a)
+{
+	uint64_t used = spool_used_bytes(a->spool);
+
+	atomic_store(&a->backoff, used * 100 >
+	    spool_max_bytes(a->spool) * a->conf->spool.high_watermark);
+	return used;
+}
+
 void
 writer_submit(struct agent *a, struct intake_req *r)
 {
@@ -108,8 +118,7 @@ commit_batch(struct agent *a, struct intake_req *list)
 	if (events > 0)
 		metrics_commit(&a->m, clock_mono_us() - t0, events);
 	/* Once per commit, not per answer: are clients to slow down? */
-	atomic_store(&a->backoff, spool_used_bytes(a->spool) * 100 >
-	    spool_max_bytes(a->spool) * a->conf->spool.high_watermark);
+	writer_note_space(a);
 }
 
 static void *
