@@ -5,6 +5,7 @@
 #   make run        install missing packages, build, run agent + forwarder
 #   make bench      benchmarks (not part of make test)
 #   make fuzz       libFuzzer targets, FUZZ_SECS each (not part of make test)
+#   make chaos      kills, outages and a full spool under load, CHAOS_SECS long
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make SAN=1 ...  build with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make dist rpm deb   source tarball, RPM + SRPM, .deb (build/, build/rpm,
@@ -53,7 +54,7 @@ PROGS	= $(B)/ferry-spool $(if $(AGENT_SRC),$(B)/ferry-agent) \
 UNITS	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPERS	= $(patsubst %.c,$(B)/tests/%,$(notdir $(HELPER_SRC)))
 
-.PHONY: all deps test check run bench fuzz install clean
+.PHONY: all deps test check run bench fuzz chaos install clean
 all: $(PROGS)
 
 $(B)/%.o: %.c $(wildcard */*.h)
@@ -109,6 +110,12 @@ bench:
 # libFuzzer targets (clang): FUZZ_SECS per target, default 60.
 fuzz:
 	@tests/fuzz/run.sh $(B) $(FUZZ_SECS)
+
+# Chaos under load (tests/chaos): CHAOS_SECS of kills and outages, default 120.
+chaos:
+	@packaging/deps.sh test
+	@$(MAKE) --no-print-directory all $(HELPERS)
+	@tests/chaos/run.sh $(B) $(CHAOS_SECS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/ferry
