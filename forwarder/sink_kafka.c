@@ -31,11 +31,22 @@
  *    the loop stops reading and backs off, the operator hears why.  It
  *    never spins: poll() blocks in rd_kafka_poll().
  *
- * Delivery reports and errors are served by rd_kafka_poll() and
- * rd_kafka_flush() in the drain thread, the only caller of this file: no
- * locking.  A report from a replaced producer is ignored (its rk differs).
+ * Threads.  The drain thread calls every function of sink_ops.  Delivery
+ * reports and errors are served by a poller thread of the sink (calling
+ * rd_kafka_poll(); also rd_kafka_flush() in the drain thread), so that
+ * freeing what was delivered costs the drain thread nothing: measured, it
+ * was a third of its time.  What the callbacks write is what the drain
+ * thread reads: a slot's state (atomic, its reason written before it),
+ * the flags down/fatal/rewind and the news count (atomic), and why[]
+ * (under a mutex).  A slot is filled before its event is produced and is
+ * read back only once its state left SLOT_SENT, so no slot is written by
+ * both threads at once.  The producer is replaced only with the poller
+ * stopped; a report from a replaced producer is ignored (its rk differs).
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +70,24 @@ struct slot {
 	uint64_t	 seq;
 	uint64_t	 sent_ms;	/* monotonic */
 	char		*reason;	/* SLOT_DEAD: why, malloc'ed */
-	int		 state;
+	atomic_int	 state;		/* enum slot_state */
 };
 
 struct buf {
 	char		*p;
 	size_t		 len, cap;
+};
+
+/*
+ * A topic handle of the producer, kept for as long as the producer lives.
+ * rd_kafka_topic_new() asks for the topic's metadata at once; producing by
+ * name alone leaves the events waiting for librdkafka's next periodic scan,
+ * up to a second later (librdkafka issue #3202).  It also spares each event
+ * the lookup of its topic by name.
+ */
+struct topic {
+	char		*name;
+	rd_kafka_topic_t *rkt;
 };
 
 struct kafka {
@@ -75,12 +98,22 @@ struct kafka {
 	struct slot		*ring;
 	size_t			 cap, tail, count;
 	uint64_t		 delivered;	/* never lower */
-	int			 down;		/* no delivery since all down */
-	int			 fatal;		/* rd_kafka_fatal_error() set */
-	int			 rewind;	/* a slot needs a resend */
-	unsigned		 news;		/* reports and state changes */
+	uint64_t		 now_ms;	/* monotonic, at the last poll */
 	uint64_t		 stall_ms;	/* socket.timeout.ms */
+	atomic_int		 down;		/* no delivery since all down */
+	atomic_int		 fatal;		/* rd_kafka_fatal_error() set */
+	atomic_int		 rewind;	/* a slot needs a resend */
+	atomic_uint		 news;		/* reports and state changes */
+	unsigned		 seen;		/* news when last looked at */
+	pthread_t		 poller;
+	int			 polling;	/* the poller runs */
+	atomic_int		 pstop;		/* the poller is to stop */
+	atomic_int		 waiting;	/* the drain thread waits on cv */
+	pthread_mutex_t		 mu;		/* why[], cv */
+	pthread_cond_t		 cv;		/* news for a waiting poll() */
 	char			 why[256];	/* last error from librdkafka */
+	struct topic		*topics;	/* of rk */
+	size_t			 ntopics, last;	/* last: the one used last */
 	struct buf		 topic, key, val;
 };
 
@@ -147,8 +180,46 @@ err_transient(rd_kafka_resp_err_t e)
 static void
 slot_dead(struct slot *sl, const char *reason)
 {
-	sl->state = SLOT_DEAD;
 	sl->reason = strdup(reason);
+	atomic_store_explicit(&sl->state, SLOT_DEAD, memory_order_release);
+}
+
+/* Sets why[], from either thread. */
+static void
+why_set(struct kafka *k, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void
+why_set(struct kafka *k, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	pthread_mutex_lock(&k->mu);
+	va_start(ap, fmt);
+	vsnprintf(k->why, sizeof(k->why), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* A copy of why[] in BUF of LEN bytes, or DEF when it is empty. */
+static const char *
+why_get(struct kafka *k, char *buf, size_t len, const char *def)
+{
+	pthread_mutex_lock(&k->mu);
+	snprintf(buf, len, "%s", k->why[0] ? k->why : def);
+	pthread_mutex_unlock(&k->mu);
+	return buf;
+}
+
+/* Something for poll() to look at: wakes it if it waits. */
+static void
+news(struct kafka *k)
+{
+	atomic_fetch_add(&k->news, 1);
+	if (atomic_load(&k->waiting)) {
+		pthread_mutex_lock(&k->mu);
+		pthread_cond_signal(&k->cv);
+		pthread_mutex_unlock(&k->mu);
+	}
 }
 
 static void
@@ -158,21 +229,24 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	struct slot	*sl;
 	size_t		 i = (size_t)(uintptr_t)m->_private;
 
-	if (rk != k->rk || i >= k->cap || k->ring[i].state != SLOT_SENT)
+	if (rk != k->rk || i >= k->cap || atomic_load_explicit(
+	    &k->ring[i].state, memory_order_acquire) != SLOT_SENT)
 		return;		/* a replaced producer's report */
 	sl = &k->ring[i];
-	k->news++;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		sl->state = SLOT_DONE;
-		k->down = 0;
+		atomic_store_explicit(&sl->state, SLOT_DONE,
+		    memory_order_release);
+		if (atomic_load_explicit(&k->down, memory_order_relaxed))
+			atomic_store(&k->down, 0);
 	} else if (m->err == RD_KAFKA_RESP_ERR__FATAL)
-		k->fatal = 1;
+		atomic_store(&k->fatal, 1);
 	else if (err_transient(m->err)) {
-		snprintf(k->why, sizeof(k->why), "seq %" PRIu64 ": %s",
-		    sl->seq, rd_kafka_err2str(m->err));
-		k->rewind = 1;
+		why_set(k, "seq %" PRIu64 ": %s", sl->seq,
+		    rd_kafka_err2str(m->err));
+		atomic_store(&k->rewind, 1);
 	} else
 		slot_dead(sl, rd_kafka_err2str(m->err));
+	news(k);
 }
 
 static void
@@ -183,12 +257,12 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	if (rk != k->rk)
 		return;
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
-		k->fatal = 1;
-		k->news++;
+		atomic_store(&k->fatal, 1);
+		news(k);
 	} else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		k->down = 1;
+		atomic_store(&k->down, 1);
 	else
-		snprintf(k->why, sizeof(k->why), "%s", reason);
+		why_set(k, "%s", reason);
 }
 
 /* librdkafka's own lines, from its threads: log.c writes each at once. */
@@ -250,6 +324,17 @@ kafka_conf(struct kafka *k, const struct conf *cf, char *err)
 	return 0;
 }
 
+/* The poller thread: serves the reports and errors of the producer. */
+static void *
+poller_main(void *arg)
+{
+	struct kafka	*k = arg;
+
+	while (!atomic_load(&k->pstop))
+		rd_kafka_poll(k->rk, 200);
+	return NULL;
+}
+
 static int
 producer_new(struct kafka *k, char *err)
 {
@@ -262,6 +347,14 @@ producer_new(struct kafka *k, char *err)
 		snprintf(err, SINK_ERRMAX, "librdkafka: %s", e);
 		return -1;
 	}
+	atomic_store(&k->pstop, 0);
+	if (pthread_create(&k->poller, NULL, poller_main, k) != 0) {
+		rd_kafka_destroy(k->rk);
+		k->rk = NULL;
+		snprintf(err, SINK_ERRMAX, "cannot start a thread");
+		return -1;
+	}
+	k->polling = 1;
 	return 0;
 }
 
@@ -270,18 +363,35 @@ static void
 producer_drop(struct kafka *k)
 {
 	rd_kafka_t	*rk = k->rk;
+	rd_kafka_queue_t *q;
 	size_t		 i;
 
 	if (rk == NULL)
 		return;
+	if (k->polling) {	/* stops the poller, waking it */
+		atomic_store(&k->pstop, 1);
+		if ((q = rd_kafka_queue_get_main(rk)) != NULL) {
+			rd_kafka_queue_yield(q);
+			rd_kafka_queue_destroy(q);
+		}
+		pthread_join(k->poller, NULL);
+		k->polling = 0;
+	}
 	k->rk = NULL;
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_poll(rk, 0);	/* serves (and ignores) the purged reports */
+	for (i = 0; i < k->ntopics; i++) {
+		rd_kafka_topic_destroy(k->topics[i].rkt);
+		free(k->topics[i].name);
+	}
+	k->ntopics = k->last = 0;
 	rd_kafka_destroy(rk);
 	for (i = 0; i < k->count; i++)
 		free(k->ring[(k->tail + i) % k->cap].reason);
 	k->tail = k->count = 0;
-	k->fatal = k->rewind = k->down = 0;
+	atomic_store(&k->fatal, 0);
+	atomic_store(&k->rewind, 0);
+	atomic_store(&k->down, 0);
 }
 
 static void	kafka_close(void *);
@@ -289,12 +399,23 @@ static void	kafka_close(void *);
 static void *
 kafka_open(const struct conf *cf, const struct conf_sink *sc, char *err)
 {
-	struct kafka	*k;
+	struct kafka		*k;
+	pthread_condattr_t	 ca;
 
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
 		snprintf(err, SINK_ERRMAX, "out of memory");
 		return NULL;
 	}
+	/* poll() waits by the monotonic clock, as clock_mono_ms() counts. */
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&k->cv, &ca) != 0 ||
+	    pthread_mutex_init(&k->mu, NULL) != 0) {
+		snprintf(err, SINK_ERRMAX, "cannot make a condition variable");
+		free(k);
+		return NULL;
+	}
+	pthread_condattr_destroy(&ca);
 	k->sc = sc;
 	if (kafka_conf(k, cf, err) != 0)
 		goto fail;
@@ -323,14 +444,15 @@ kafka_recover(void *arg, uint64_t cursor, char *err)
 	struct kafka	*k = arg;
 
 	(void)err;
+	k->now_ms = clock_mono_ms();
 	if (cursor > k->delivered)
 		k->delivered = cursor;
 	return SINK_OK;
 }
 
-/* The topic of EV: the template with each {stream} replaced. */
+/* The topic name of EV: the template with each {stream} replaced. */
 static const char *
-topic_of(struct kafka *k, const struct spool_event *ev)
+topic_name(struct kafka *k, const struct spool_event *ev)
 {
 	const char	*t = k->sc->topic ? k->sc->topic : "{stream}", *p;
 	struct buf	*b = &k->topic;
@@ -352,6 +474,46 @@ topic_of(struct kafka *k, const struct spool_event *ev)
 	}
 	b->p[b->len] = '\0';
 	return b->p;
+}
+
+/*
+ * The topic handle of EV's topic in *RKT, made on first use.  Streams are
+ * few, so a list searched from the one used last will do.  Returns 0, 1
+ * when librdkafka refuses the topic (reason in ERR), -1 out of memory.
+ */
+static int
+topic_of(struct kafka *k, const struct spool_event *ev,
+    rd_kafka_topic_t **rkt, char *err)
+{
+	struct topic	*t;
+	const char	*name;
+	size_t		 i;
+
+	if ((name = topic_name(k, ev)) == NULL)
+		return -1;
+	for (i = 0; i < k->ntopics; i++) {
+		t = &k->topics[(k->last + i) % k->ntopics];
+		if (strcmp(t->name, name) == 0) {
+			k->last = (k->last + i) % k->ntopics;
+			*rkt = t->rkt;
+			return 0;
+		}
+	}
+	if ((t = realloc(k->topics, (k->ntopics + 1) * sizeof(*t))) == NULL)
+		return -1;
+	k->topics = t;
+	t = &k->topics[k->ntopics];
+	if ((t->name = strdup(name)) == NULL)
+		return -1;
+	if ((t->rkt = rd_kafka_topic_new(k->rk, name, NULL)) == NULL) {
+		snprintf(err, SINK_ERRMAX, "topic %s: %s", name,
+		    rd_kafka_err2str(rd_kafka_last_error()));
+		free(t->name);
+		return 1;
+	}
+	k->last = k->ntopics++;
+	*rkt = t->rkt;
+	return 0;
 }
 
 /*
@@ -489,16 +651,20 @@ no_producer(char *err)
 	return SINK_FATAL;
 }
 
-/* Takes the next slot for SEQ; the caller checked there is room. */
+/*
+ * Takes the next slot for SEQ, before its event is produced (its report
+ * may come at once); the caller checked there is room.  The time is that
+ * of the last poll(): a clock read per event showed in the profile.
+ */
 static struct slot *
 slot_push(struct kafka *k, uint64_t seq)
 {
 	struct slot	*sl = &k->ring[(k->tail + k->count) % k->cap];
 
 	sl->seq = seq;
-	sl->sent_ms = clock_mono_ms();
+	sl->sent_ms = k->now_ms;
 	sl->reason = NULL;
-	sl->state = SLOT_SENT;
+	atomic_store_explicit(&sl->state, SLOT_SENT, memory_order_release);
 	k->count++;
 	return sl;
 }
@@ -509,17 +675,20 @@ kafka_send(void *arg, const struct spool_event *ev, char *err)
 	struct kafka		*k = arg;
 	rd_kafka_headers_t	*h;
 	rd_kafka_resp_err_t	 e;
+	rd_kafka_topic_t	*rkt;
+	struct slot		*sl;
 	const void		*key, *val;
-	const char		*topic;
 	size_t			 klen, vlen, idx;
 	int			 rc;
 
 	if (k->rk == NULL)
 		return no_producer(err);
-	if (k->fatal || k->rewind || k->count == k->cap)
+	if (atomic_load(&k->fatal) || atomic_load(&k->rewind) ||
+	    k->count == k->cap)
 		return SINK_FULL;	/* poll() first */
-	if ((topic = topic_of(k, ev)) == NULL ||
-	    (rc = value_of(k, ev, &val, &vlen, err)) < 0) {
+	if ((rc = topic_of(k, ev, &rkt, err)) == 0)
+		rc = value_of(k, ev, &val, &vlen, err);
+	if (rc < 0) {
 		snprintf(err, SINK_ERRMAX, "out of memory");
 		return SINK_FULL;
 	}
@@ -530,23 +699,23 @@ kafka_send(void *arg, const struct spool_event *ev, char *err)
 	key_of(k, ev, &key, &klen);
 	h = headers_of(ev);
 	idx = (k->tail + k->count) % k->cap;	/* the slot, for dr_cb() */
-	e = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(topic),
+	sl = slot_push(k, ev->seq);
+	e = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 	    RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vlen),
 	    RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_HEADERS(h),
 	    RD_KAFKA_V_OPAQUE((void *)idx), RD_KAFKA_V_END);
-	if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		slot_push(k, ev->seq);
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
 		return SINK_OK;
-	}
 	rd_kafka_headers_destroy(h);
-	if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-		return SINK_FULL;
-	if (e == RD_KAFKA_RESP_ERR__FATAL) {
-		k->fatal = 1;
+	if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL ||
+	    e == RD_KAFKA_RESP_ERR__FATAL) {
+		k->count--;	/* not produced: the slot is free again */
+		if (e == RD_KAFKA_RESP_ERR__FATAL)
+			atomic_store(&k->fatal, 1);
 		return SINK_FULL;
 	}
-	slot_dead(slot_push(k, ev->seq), rd_kafka_err2str(e));
+	slot_dead(sl, rd_kafka_err2str(e));
 	return SINK_OK;
 }
 
@@ -555,12 +724,14 @@ static void
 advance(struct kafka *k, uint64_t *delivered, sink_dead_fn dead, void *arg)
 {
 	struct slot	*sl;
+	int		 st;
 
 	while (k->count > 0) {
 		sl = &k->ring[k->tail];
-		if (sl->state == SLOT_SENT)
+		st = atomic_load_explicit(&sl->state, memory_order_acquire);
+		if (st == SLOT_SENT)
 			break;
-		if (sl->state == SLOT_DEAD) {
+		if (st == SLOT_DEAD) {
 			dead(sl->seq, sl->reason ? sl->reason :
 			    "refused (out of memory for the reason)", arg);
 			free(sl->reason);
@@ -583,24 +754,50 @@ advance(struct kafka *k, uint64_t *delivered, sink_dead_fn dead, void *arg)
 static int
 is_down(struct kafka *k, char *err)
 {
+	char		 why[256];
 	uint64_t	 waited;
 
 	if (k->count == 0)
 		return 0;
 	waited = clock_mono_ms() - k->ring[k->tail].sent_ms;
-	if (k->down && waited >= DOWN_GRACE_MS) {
+	if (atomic_load(&k->down) && waited >= DOWN_GRACE_MS) {
 		snprintf(err, SINK_ERRMAX, "all brokers down (%s); %zu events "
-		    "in flight", k->why[0] ? k->why : "no answer", k->count);
+		    "in flight", why_get(k, why, sizeof(why), "no answer"),
+		    k->count);
 		return 1;
 	}
 	if (waited >= k->stall_ms) {
 		snprintf(err, SINK_ERRMAX, "event %" PRIu64 " not acknowledged "
 		    "after %" PRIu64 " s (%s); %zu events in flight",
-		    k->ring[k->tail].seq, waited / 1000, k->why[0] ? k->why :
-		    "no error reported", k->count);
+		    k->ring[k->tail].seq, waited / 1000, why_get(k, why,
+		    sizeof(why), "no error reported"), k->count);
 		return 1;
 	}
 	return 0;
+}
+
+/* Waits until the poller has news or TIMEOUT_MS passed. */
+static void
+wait_news(struct kafka *k, int timeout_ms)
+{
+	struct timespec	 ts;
+
+	if (timeout_ms <= 0 || atomic_load(&k->news) != k->seen)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&k->mu);
+	atomic_store(&k->waiting, 1);
+	while (atomic_load(&k->news) == k->seen &&
+	    pthread_cond_timedwait(&k->cv, &k->mu, &ts) == 0)
+		;
+	atomic_store(&k->waiting, 0);
+	pthread_mutex_unlock(&k->mu);
 }
 
 static int
@@ -608,28 +805,25 @@ kafka_poll(void *arg, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
     void *darg, char *err)
 {
 	struct kafka	*k = arg;
-	char		 why[400] = "";
-	uint64_t	 now, end = clock_mono_ms() + (uint64_t)timeout_ms;
-	unsigned	 news = k->news;
+	char		 why[400] = "", w[256];
 
 	if (k->rk == NULL)
 		return no_producer(err);
-	/* Other events (a failed reconnect) end rd_kafka_poll() early. */
-	do {
-		now = clock_mono_ms();
-		rd_kafka_poll(k->rk, now < end ? (int)(end - now) : 0);
-	} while (k->news == news && clock_mono_ms() < end);
+	wait_news(k, timeout_ms);
+	k->seen = atomic_load(&k->news);
+	k->now_ms = clock_mono_ms();
 	advance(k, delivered, dead, darg);
-	if (k->fatal || k->rewind) {
-		if (k->fatal) {
+	if (atomic_load(&k->fatal) || atomic_load(&k->rewind)) {
+		why_get(k, w, sizeof(w), "");
+		if (atomic_load(&k->fatal)) {
 			if (rd_kafka_fatal_error(k->rk, why, sizeof(why)) ==
 			    RD_KAFKA_RESP_ERR_NO_ERROR)
-				snprintf(why, sizeof(why), "%s", k->why);
+				snprintf(why, sizeof(why), "%s", w);
 			snprintf(err, SINK_ERRMAX, "fatal producer error: %s; "
 			    "new producer", why);
 		} else
 			snprintf(err, SINK_ERRMAX, "delivery failed (%s); new "
-			    "producer", k->why);
+			    "producer", w);
 		producer_drop(k);
 		if (producer_new(k, err) != 0)
 			return SINK_FATAL;
@@ -643,16 +837,22 @@ kafka_flush(void *arg, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
     void *darg, char *err)
 {
 	struct kafka	*k = arg;
+	char		 why[256];
+	int		 down;
 
 	if (k->rk == NULL)
 		return no_producer(err);
 	rd_kafka_flush(k->rk, timeout_ms);
+	k->seen = atomic_load(&k->news);
+	k->now_ms = clock_mono_ms();
 	advance(k, delivered, dead, darg);
 	if (k->count == 0)
 		return SINK_OK;
+	down = atomic_load(&k->down);
 	snprintf(err, SINK_ERRMAX, "%zu events not confirmed within %d ms%s%s; "
 	    "they stay in the spool", k->count, timeout_ms,
-	    k->down ? ": all brokers down: " : "", k->down ? k->why : "");
+	    down ? ": all brokers down: " : "",
+	    down ? why_get(k, why, sizeof(why), "") : "");
 	return SINK_DOWN;
 }
 
@@ -669,9 +869,12 @@ kafka_close(void *arg)
 	if (k->enc)
 		avroenc_free(k->enc);
 	free(k->ring);
+	free(k->topics);
 	free(k->topic.p);
 	free(k->key.p);
 	free(k->val.p);
+	pthread_cond_destroy(&k->cv);
+	pthread_mutex_destroy(&k->mu);
 	free(k);
 }
 
