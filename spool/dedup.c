@@ -86,6 +86,19 @@ dindex_put(struct dindex *d, uint64_t fp, uint64_t t)
 	return 0;
 }
 
+/*
+ * Starts loading the slot where a lookup of FP begins.  The table is far
+ * larger than the caches, so each lookup is a cache miss: prefetching the
+ * slots of a request's events before looking them up one by one lets the
+ * misses overlap (dindex_next showed as a tenth of the writer's time).
+ */
+void
+dindex_prefetch(const struct dindex *d, uint64_t fp)
+{
+	if (d->cap > 0)
+		__builtin_prefetch(&d->e[home(d, fp)]);
+}
+
 uint64_t
 dindex_next(const struct dindex *d, uint64_t fp, size_t *iter)
 {

@@ -919,6 +919,8 @@ spool_wadd(struct spool_wtxn *w, struct spool_event *evs, size_t n,
 			return r;
 		if (!ids_set)
 			spool_fingerprint(sp, &evs[i]);
+		if (sp->window_ms > 0)
+			dindex_prefetch(&sp->dindex, fp_prefix(evs[i].id));
 	}
 	/* A nested transaction makes this group all or nothing. */
 	if ((rc = mdb_txn_begin(sp->env, w->txn, 0, &child)) != 0)

@@ -36,6 +36,7 @@ struct dindex {
 	size_t		 n;
 };
 int		dindex_put(struct dindex *, uint64_t fp, uint64_t t);
+void		dindex_prefetch(const struct dindex *, uint64_t fp);
 uint64_t	dindex_next(const struct dindex *, uint64_t fp, size_t *iter);
 int		dindex_del(struct dindex *, uint64_t fp, uint64_t t);
 void		dindex_free(struct dindex *);
