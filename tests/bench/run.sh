@@ -592,11 +592,17 @@ if [ -n "$BOOT" ]; then
 	r=1
 	while [ "$r" -le "$FR" ]; do
 		# The ceiling: kcat -P exits once every message is delivered
-		# (it flushes before it exits).  Same keys, values, partitioner
-		# and producer settings as the forwarder's; no headers.
+		# (it flushes before it exits).  The same messages: keys,
+		# values, and the four headers the forwarder adds (ferry-id,
+		# -stream, -received-ms, -seq), with values of the same
+		# lengths; the same partitioner and producer settings.
 		line=$($PY "$HERE/fwd.py" time "$FEV.kv" kcat -P -b "$BOOT" \
 		    -t bench.kcat -X acks=all -X enable.idempotence=true \
 		    -X compression.codec=lz4 -X partitioner=murmur2_random \
+		    -H "ferry-id=$(printf '%032x' 7)" \
+		    -H "ferry-stream=$STREAM" \
+		    -H "ferry-received-ms=$(date +%s%3N)" \
+		    -H "ferry-seq=$FN" \
 		    -K: 2>>"$W/kcat.log") || line="TIME rc=1"
 		_s=$(kvn secs "$line")
 		printf '   %-13s round %s: %6.3f s %7s ev/s  cpu %5s s  maxrss %5s MiB\n' \
