@@ -109,9 +109,10 @@ struct kafka {
 	int			 polling;	/* the poller runs */
 	atomic_int		 pstop;		/* the poller is to stop */
 	atomic_int		 waiting;	/* the drain thread waits on cv */
-	pthread_mutex_t		 mu;		/* why[], cv */
+	pthread_mutex_t		 mu;		/* why[], rwhy[], cv */
 	pthread_cond_t		 cv;		/* news for a waiting poll() */
 	char			 why[256];	/* last error from librdkafka */
+	char			 rwhy[256];	/* the failed delivery of rewind */
 	struct topic		*topics;	/* of rk */
 	size_t			 ntopics, last;	/* last: the one used last */
 	struct buf		 topic, key, val;
@@ -241,9 +242,13 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	} else if (m->err == RD_KAFKA_RESP_ERR__FATAL)
 		atomic_store(&k->fatal, 1);
 	else if (err_transient(m->err)) {
-		why_set(k, "seq %" PRIu64 ": %s", sl->seq,
-		    rd_kafka_err2str(m->err));
+		/* The first failure is why; later errors do not overwrite it. */
+		pthread_mutex_lock(&k->mu);
+		if (!atomic_load(&k->rewind))
+			snprintf(k->rwhy, sizeof(k->rwhy), "seq %" PRIu64 ": %s",
+			    sl->seq, rd_kafka_err2str(m->err));
 		atomic_store(&k->rewind, 1);
+		pthread_mutex_unlock(&k->mu);
 	} else
 		slot_dead(sl, rd_kafka_err2str(m->err));
 	news(k);
@@ -821,9 +826,12 @@ kafka_poll(void *arg, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
 				snprintf(why, sizeof(why), "%s", w);
 			snprintf(err, SINK_ERRMAX, "fatal producer error: %s; "
 			    "new producer", why);
-		} else
+		} else {
+			pthread_mutex_lock(&k->mu);
 			snprintf(err, SINK_ERRMAX, "delivery failed (%s); new "
-			    "producer", w);
+			    "producer", k->rwhy);
+			pthread_mutex_unlock(&k->mu);
+		}
 		producer_drop(k);
 		if (producer_new(k, err) != 0)
 			return SINK_FATAL;
