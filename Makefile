@@ -1,7 +1,8 @@
 # ferry: durable spool-and-forward edge agent.
 #
 #   make            build the three programs into build/
-#   make test       install missing packages, build, run every test
+#   make test       install missing packages, build, run every test (plain
+#                   build, then again under ASan+UBSan+LSan in build-san)
 #   make run        install missing packages, build, run agent + forwarder
 #   make bench      benchmarks (not part of make test)
 #   make fuzz       libFuzzer targets, FUZZ_SECS each (not part of make test)
@@ -54,7 +55,7 @@ PROGS	= $(B)/ferry-spool $(if $(AGENT_SRC),$(B)/ferry-agent) \
 UNITS	= $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPERS	= $(patsubst %.c,$(B)/tests/%,$(notdir $(HELPER_SRC)))
 
-.PHONY: all deps test check run bench fuzz chaos install clean
+.PHONY: all deps test testbin check run bench fuzz chaos install clean
 all: $(PROGS)
 
 $(B)/%.o: %.c $(wildcard */*.h)
@@ -90,11 +91,18 @@ deps:
 
 # Installs what is missing, then builds and runs in a fresh make so that
 # pkg-config sees the packages just installed.
+# `make test` runs every test twice: against the plain build, then against
+# a sanitizer build (build-san: ASan, UBSan, LeakSanitizer), one summary.
 test:
 	@packaging/deps.sh test
-	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory testbin
+	@$(MAKE) --no-print-directory B=build-san SAN=1 testbin
+	@tests/run.sh $(B) build-san
 
-check: $(PROGS) $(UNITS) $(HELPERS)
+testbin: $(PROGS) $(UNITS) $(HELPERS)
+
+# The plain build only (FERRY_TESTS="pattern ..." picks files).
+check: testbin
 	@tests/run.sh $(B)
 
 run:

@@ -1,11 +1,21 @@
 #!/bin/sh
-# run.sh BUILD: runs every unit test program and integration script, each of
-# which speaks TAP ("ok N - name" / "not ok N - name", a "1..N" plan), and
-# ends with one line: "N passed, N failed".  A program that dies before its
-# plan is complete counts its missing tests, or at least one, as failed.
-# FERRY_TESTS="pattern ..." runs only the files matching a pattern.
+# run.sh BUILD [SAN_BUILD]: runs every unit test program and integration
+# script, each of which speaks TAP ("ok N - name" / "not ok N - name", a
+# "1..N" plan), and ends with one line: "N passed, N failed".  A program
+# that dies before its plan is complete counts its missing tests, or at
+# least one, as failed.  FERRY_TESTS="pattern ..." runs only the files
+# matching a pattern.
+#
+# With SAN_BUILD (a `make SAN=1` build: ASan + UBSan + LeakSanitizer), the
+# same files run a second time against it, named "san:FILE", except those
+# that test the plain build itself (packaging) or bring their own
+# sanitizers (fuzz).  Each sanitizer report is written to a file in the
+# log directory; a file that leaves one fails, whatever its TAP said.
 set -u
 B=$(cd "${1:-build}" && pwd)
+SANB=""
+[ -n "${2:-}" ] && SANB=$(cd "$2" && pwd)
+SAN_EXCLUDE="060-packaging 090-fuzz-smoke"
 T=$(cd "$(dirname "$0")" && pwd)
 export FERRY_BUILD="$B" FERRY_TESTS_DIR="$T" CMOCKA_MESSAGE_OUTPUT=TAP
 # One log directory per run, so that runs side by side keep their logs;
@@ -29,8 +39,16 @@ run_one() {	# name command...
 	start=$(date +%s)
 	timeout -k 10 "${FERRY_TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1
 	rc=$?
+	if [ -n "${SANLOG:-}" ]; then	# reports of this file's processes
+		for f in "$SANLOG".*; do
+			[ -f "$f" ] || continue
+			{ echo "not ok - sanitizer report $(basename "$f"):"
+			  head -n 30 "$f" | sed 's/^/# /'; } >>"$log"
+			mv "$f" "$LOGDIR/"
+		done
+	fi
 	ok=$(grep -c '^ok ' "$log")
-	nok=$(grep -c '^not ok ' "$log")
+	nok=$(grep -c '^not ok ' "$log")	# sanitizer reports too
 	plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | tail -n 1)
 	missing=0
 	if [ -n "$plan" ] && [ $((ok + nok)) -lt "$plan" ]; then
@@ -64,6 +82,27 @@ for t in "$T"/integration/*.sh; do
 	n=$(basename "$t" .sh)
 	selected "$n" && run_one "$n" sh "$t"
 done
+
+if [ -n "$SANB" ]; then
+	# Sanitizer reports go to files, one per process; run_one looks.
+	export FERRY_BUILD="$SANB"
+	export ASAN_OPTIONS="log_path=$LOGDIR/san/report:detect_leaks=1:abort_on_error=0"
+	export UBSAN_OPTIONS="log_path=$LOGDIR/san/report:print_stacktrace=1"
+	export LSAN_OPTIONS="log_path=$LOGDIR/san/report"
+	mkdir -p "$LOGDIR/san"
+	SANLOG=$LOGDIR/san/report
+	for t in "$SANB"/tests/test_*; do
+		[ -x "$t" ] || continue
+		n=$(basename "$t")
+		selected "$n" && run_one "san:$n" "$t"
+	done
+	for t in "$T"/integration/*.sh; do
+		[ -f "$t" ] || continue
+		n=$(basename "$t" .sh)
+		case " $SAN_EXCLUDE " in *" $n "*) continue ;; esac
+		selected "$n" && run_one "san:$n" sh "$t"
+	done
+fi
 
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
