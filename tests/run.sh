@@ -11,6 +11,8 @@
 # that test the plain build itself (packaging) or bring their own
 # sanitizers (fuzz).  Each sanitizer report is written to a file in the
 # log directory; a file that leaves one fails, whatever its TAP said.
+# A test reported as skipped ("ok N # SKIP") counts as failed: a test that
+# could not run is not a pass.
 set -u
 B=$(cd "${1:-build}" && pwd)
 SANB=""
@@ -47,8 +49,11 @@ run_one() {	# name command...
 			mv "$f" "$LOGDIR/"
 		done
 	fi
-	ok=$(grep -c '^ok ' "$log")
+	# A skipped test is not a pass: "ok N # SKIP" counts as failed.
+	ok=$(grep '^ok ' "$log" | grep -vci '# *skip')
+	nskip=$(grep '^ok ' "$log" | grep -ci '# *skip')
 	nok=$(grep -c '^not ok ' "$log")	# sanitizer reports too
+	nok=$((nok + nskip))
 	plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | tail -n 1)
 	missing=0
 	if [ -n "$plan" ] && [ $((ok + nok)) -lt "$plan" ]; then
