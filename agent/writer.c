@@ -79,7 +79,7 @@ commit_batch(struct agent *a, struct intake_req *list)
 	char err[SPOOL_ERRMAX];
 	uint64_t now = clock_wall_ms(), t0 = clock_mono_us();
 	size_t events = 0, expired;
-	int rc, any = 0, full = 0;
+	int rc, full = 0;
 
 	if ((rc = spool_wbegin(a->spool, &w, err)) != SPOOL_OK) {
 		log_warnx("%s", err);
@@ -99,15 +99,19 @@ commit_batch(struct agent *a, struct intake_req *list)
 		}
 		if (r->rc != SPOOL_OK)
 			continue;
-		any = 1;
 		r->duplicates = 0;
 		for (size_t i = 0; i < r->n; i++)
 			r->duplicates += (size_t)r->dup[i];
 		r->accepted = r->n - r->duplicates;
 		events += r->accepted;
 	}
-	if (any && spool_dedup_expire(w, now, EXPIRE_PER_COMMIT, &expired,
-	    err) != SPOOL_OK)
+	/*
+	 * Expiry keeps pace with intake: twice the rows this commit added,
+	 * plus a floor that drains a backlog.  Also when nothing was
+	 * accepted: on a full spool, expired rows are space to win back.
+	 */
+	if (spool_dedup_expire(w, now, EXPIRE_PER_COMMIT + 2 * events,
+	    &expired, err) != SPOOL_OK)
 		log_warnx("%s", err);
 	if ((rc = spool_wcommit(w, err)) != SPOOL_OK) {
 		log_warnx("%s", err);

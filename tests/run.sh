@@ -8,8 +8,8 @@
 #
 # With SAN_BUILD (a `make SAN=1` build: ASan + UBSan + LeakSanitizer), the
 # same files run a second time against it, named "san:FILE", except those
-# that test the plain build itself (packaging) or bring their own
-# sanitizers (fuzz).  Each sanitizer report is written to a file in the
+# that test the plain build itself (packaging, its memory ceilings) or
+# bring their own sanitizers (fuzz).  Each sanitizer report is written to a file in the
 # log directory; a file that leaves one fails, whatever its TAP said.
 # A test reported as skipped ("ok N # SKIP") counts as failed: a test that
 # could not run is not a pass.
@@ -17,7 +17,7 @@ set -u
 B=$(cd "${1:-build}" && pwd)
 SANB=""
 [ -n "${2:-}" ] && SANB=$(cd "$2" && pwd)
-SAN_EXCLUDE="060-packaging 090-fuzz-smoke"
+SAN_EXCLUDE="060-packaging 071-resources 090-fuzz-smoke"
 T=$(cd "$(dirname "$0")" && pwd)
 export FERRY_BUILD="$B" FERRY_TESTS_DIR="$T" CMOCKA_MESSAGE_OUTPUT=TAP
 # One log directory per run, so that runs side by side keep their logs;
