@@ -66,6 +66,7 @@ struct metrics {
 
 struct tokens;
 struct avroenc;
+struct hconn;
 
 struct agent {
 	struct conf		*conf;
@@ -84,6 +85,13 @@ struct agent {
 	struct intake_req	*qhead, *qtail;
 	int			 wstop;
 	pthread_t		 writer;
+
+	/* connections, for the deadline on request headers (http.c) */
+	pthread_mutex_t		 conns_lock;	/* protects conns */
+	struct hconn		*conns;
+	pthread_t		 reaper;
+	int			 reaping;	/* the reaper thread runs */
+	_Atomic int		 rstop;		/* it is to stop */
 
 	/* tokens: swapped whole on SIGHUP under tlock */
 	pthread_rwlock_t	 tlock;

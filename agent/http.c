@@ -13,7 +13,9 @@
  * and suspends the connection.  The writer resumes it after the commit, and
  * the handler is called once more to send the answer.  No handler thread
  * ever waits for the disk, so one slow commit delays no other connection's
- * reads.
+ * reads.  What the path and headers mean (route, stream name, CORS,
+ * X-Forwarded-For, Content-Length) is decided in httpreq.c, pure functions
+ * of the strings libmicrohttpd parsed, so that they can be fuzzed.
  *
  * Every refusal is answered with JSON {"error": "..."} that says what is
  * wrong and what to do, and with the status a client can act on: 400 bad
@@ -21,11 +23,14 @@
  * large, 415 type, 431 headers, 503 + Retry-After (full, storage error,
  * shutting down).
  */
+#include <sys/socket.h>
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -34,14 +39,15 @@
 #include "agent.h"
 #include "daemon.h"
 #include "avroenc.h"
+#include "httpreq.h"
 #include "intake.h"
 #include "log.h"
 
-#define EVENTS_PREFIX	"/v1/events/"
 #define RETRY_FULL	"5"
 #define RETRY_BUSY	"1"
 #define BACKOFF_SECS	"10"
 #define DISCARD_MAX	(8u << 20)	/* body dropped before cutting off */
+#define REAP_EVERY_US	250000		/* the header deadline, looked at */
 
 enum phase { PH_BODY, PH_QUEUED };
 
@@ -52,6 +58,7 @@ struct hreq {
 	unsigned		 status;	/* error found while reading */
 	int			 answered;	/* answered before the body end */
 	size_t			 discarded;	/* body bytes dropped */
+	uint64_t		 start_us;	/* monotonic, headers complete */
 	char			 msg[512];
 	char			 stream[SPOOL_STREAM_MAX + 1];
 	size_t			 stream_len;
@@ -62,36 +69,14 @@ struct hreq {
 	struct intake_batch	 batch;
 };
 
-/* Is WORD one of the space-separated words of LIST? */
-static int
-in_list(const char *list, const char *word)
-{
-	size_t n = strlen(word);
-
-	if (list == NULL)
-		return 0;
-	for (const char *p = list; *p; ) {
-		size_t l;
-
-		p += strspn(p, " \t,");
-		l = strcspn(p, " \t,");
-		if (l == n && strncmp(p, word, n) == 0)
-			return 1;
-		p += l;
-	}
-	return 0;
-}
-
 static void
 cors_headers(struct agent *a, struct MHD_Connection *c,
     struct MHD_Response *resp)
 {
-	const char *origin, *list = a->conf->agent.cors_origins;
+	const char *origin;
 
 	origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-	if (origin == NULL || list == NULL)
-		return;
-	if (!in_list(list, "*") && !in_list(list, origin))
+	if (!httpreq_origin_ok(a->conf->agent.cors_origins, origin))
 		return;
 	MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
 	MHD_add_response_header(resp, "Vary", "Origin");
@@ -161,15 +146,15 @@ spool_is_full(struct agent *a)
 }
 
 static enum MHD_Result
-handle_get(struct agent *a, struct MHD_Connection *c, const char *url)
+handle_get(struct agent *a, struct MHD_Connection *c, enum httpreq_route r)
 {
 	int state = atomic_load(&a->state);
 
-	if (strcmp(url, "/ping") == 0)
+	if (r == HTTPREQ_PING)
 		return state >= AGENT_DRAINING ?
 		    answer_text(a, c, 503, "shutting down\n") :
 		    answer_text(a, c, 200, "pong\n");
-	if (strcmp(url, "/ready") == 0) {
+	if (r == HTTPREQ_READY) {
 		if (state == AGENT_STARTING)
 			return answer_text(a, c, 503, "starting\n");
 		if (state >= AGENT_DRAINING)
@@ -178,7 +163,7 @@ handle_get(struct agent *a, struct MHD_Connection *c, const char *url)
 			return answer_text(a, c, 503, "spool full\n");
 		return answer_text(a, c, 200, "ready\n");
 	}
-	if (strcmp(url, "/metrics") == 0) {
+	if (r == HTTPREQ_METRICS) {
 		size_t len;
 		char *text = metrics_render(a, &len);
 		enum MHD_Result ret;
@@ -198,13 +183,12 @@ handle_get(struct agent *a, struct MHD_Connection *c, const char *url)
 static enum MHD_Result
 handle_preflight(struct agent *a, struct MHD_Connection *c)
 {
-	const char *origin, *list = a->conf->agent.cors_origins;
+	const char *origin;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
 	origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-	if (origin == NULL || list == NULL ||
-	    (!in_list(list, "*") && !in_list(list, origin)))
+	if (!httpreq_origin_ok(a->conf->agent.cors_origins, origin))
 		return answer_error(a, c, 403, "origin not allowed (see "
 		    "[agent] cors_origins)", NULL, NULL);
 	resp = MHD_create_response_from_buffer(0, NULL,
@@ -234,14 +218,43 @@ header_size(void *cls, enum MHD_ValueKind kind, const char *key,
 	return MHD_YES;
 }
 
+/*
+ * What the framing check and the client address need of the headers: the
+ * Content-Length lines, and the LAST X-Forwarded-For line (a proxy such as
+ * haproxy adds its own after the client's).
+ */
+struct hdrscan {
+	unsigned	 ncl;
+	int		 cl_differ;
+	const char	*cl, *xff;
+};
+
+static enum MHD_Result
+header_scan(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct hdrscan *hs = cls;
+
+	(void)kind;
+	if (value == NULL)
+		return MHD_YES;
+	if (strcasecmp(key, "Content-Length") == 0) {
+		if (hs->ncl++ == 0)
+			hs->cl = value;
+		else if (strcmp(value, hs->cl) != 0)
+			hs->cl_differ = 1;
+	} else if (strcasecmp(key, "X-Forwarded-For") == 0)
+		hs->xff = value;
+	return MHD_YES;
+}
+
 /* The client's address: the peer, or X-Forwarded-For from a trusted one. */
 static void
-remote_addr(struct agent *a, struct MHD_Connection *c, char *buf, size_t len)
+remote_addr(struct agent *a, struct MHD_Connection *c, const char *xff,
+    char *buf, size_t len)
 {
 	const union MHD_ConnectionInfo *ci;
 	const struct sockaddr *sa;
-	const char *xff, *last;
-	size_t n;
 
 	buf[0] = '\0';
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -251,21 +264,7 @@ remote_addr(struct agent *a, struct MHD_Connection *c, char *buf, size_t len)
 	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), buf,
 	    (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
 		buf[0] = '\0';
-	if (!in_list(a->conf->agent.trusted_proxies, buf))
-		return;
-	xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	    "X-Forwarded-For");
-	if (xff == NULL)
-		return;
-	/* The proxy appends the address it saw: take the last entry. */
-	last = strrchr(xff, ',');
-	last = last ? last + 1 : xff;
-	last += strspn(last, " \t");
-	n = strcspn(last, " \t");
-	if (n == 0 || n >= len)
-		return;
-	memcpy(buf, last, n);
-	buf[n] = '\0';
+	httpreq_client_addr(a->conf->agent.trusted_proxies, xff, buf, len);
 }
 
 /* The first call of a POST: everything known before the body. */
@@ -273,12 +272,14 @@ static enum MHD_Result
 post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
     void **con_cls)
 {
-	const char *stream = url + strlen(EVENTS_PREFIX), *cl, *authz;
-	size_t slen = strlen(stream), hsize = 0;
+	const char *stream, *authz, *msg;
+	size_t slen, hsize = 0;
 	const struct conf_stream *sc;
+	struct hdrscan hs = { 0, 0, NULL, NULL };
 	struct hreq *h;
+	unsigned status;
 
-	if (!spool_stream_name_ok(stream, slen))
+	if (!httpreq_stream(url, &stream, &slen))
 		return answer_error(a, c, 400, "invalid stream name: use 1 to "
 		    "64 of A-Z a-z 0-9 . _ -", NULL, NULL);
 	sc = conf_stream_find(a->conf, stream, slen);
@@ -309,9 +310,12 @@ post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
 			return answer_error(a, c, 403, "this token may not "
 			    "write to this stream", NULL, NULL);
 	}
-	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	    "Content-Length");
-	if (cl && strtoull(cl, NULL, 10) > a->conf->agent.max_body)
+	MHD_get_connection_values(c, MHD_HEADER_KIND, header_scan, &hs);
+	if ((status = httpreq_framing(hs.ncl, hs.cl_differ,
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Transfer-Encoding"), &msg)) != 0)
+		return answer_error(a, c, status, msg, "Connection", "close");
+	if (httpreq_too_long(hs.cl, a->conf->agent.max_body))
 		return answer_error(a, c, 413, "body larger than max_body; "
 		    "split it into smaller requests", NULL, NULL);
 	if ((h = calloc(1, sizeof(*h))) == NULL)
@@ -321,7 +325,8 @@ post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
 	atomic_fetch_add(&a->requests, 1);
 	memcpy(h->stream, stream, slen);
 	h->stream_len = slen;
-	remote_addr(a, c, h->addr, sizeof(h->addr));
+	h->start_us = clock_mono_us();
+	remote_addr(a, c, hs.xff, h->addr, sizeof(h->addr));
 	*con_cls = h;
 	return MHD_YES;
 }
@@ -436,6 +441,96 @@ post_answer(struct agent *a, struct MHD_Connection *c, struct hreq *h)
 	}
 }
 
+/*
+ * The deadline on request headers.  libmicrohttpd's connection timeout
+ * restarts with every byte received, so a client sending its headers a
+ * byte a second (slowloris) would hold its connection for ever, and
+ * max_conns of them would shut everyone else out.  Each connection is
+ * noted here; one that has not begun a request within idle_timeout of its
+ * start or of its last answer is shut down by the reaper thread (the
+ * shutdown makes libmicrohttpd see the end and close it as usual).  A
+ * request under way (headers complete: body, writer, answer) is not.
+ */
+struct hconn {
+	struct hconn	*next, *prev;
+	int		 fd;
+	int		 busy;		/* in a request */
+	uint64_t	 since_us;	/* monotonic: start or last answer */
+};
+
+/* Marks C's connection as in a request (BUSY) or between requests. */
+static void
+conn_mark(struct agent *a, struct MHD_Connection *c, int busy)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct hconn *hc;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci == NULL || (hc = ci->socket_context) == NULL)
+		return;
+	pthread_mutex_lock(&a->conns_lock);
+	hc->busy = busy;
+	hc->since_us = clock_mono_us();
+	pthread_mutex_unlock(&a->conns_lock);
+}
+
+static void
+conn_notify(void *cls, struct MHD_Connection *c, void **sctx,
+    enum MHD_ConnectionNotificationCode what)
+{
+	struct agent *a = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct hconn *hc;
+
+	if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+		if ((hc = calloc(1, sizeof(*hc))) == NULL)
+			return;		/* only libmicrohttpd's timeout then */
+		ci = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		hc->fd = ci != NULL ? ci->connect_fd : -1;
+		hc->since_us = clock_mono_us();
+		pthread_mutex_lock(&a->conns_lock);
+		if ((hc->next = a->conns) != NULL)
+			a->conns->prev = hc;
+		a->conns = hc;
+		pthread_mutex_unlock(&a->conns_lock);
+		*sctx = hc;
+		return;
+	}
+	/* Closed: called before libmicrohttpd closes the socket. */
+	if ((hc = *sctx) == NULL)
+		return;
+	pthread_mutex_lock(&a->conns_lock);
+	if (hc->prev != NULL)
+		hc->prev->next = hc->next;
+	else
+		a->conns = hc->next;
+	if (hc->next != NULL)
+		hc->next->prev = hc->prev;
+	pthread_mutex_unlock(&a->conns_lock);
+	free(hc);
+	*sctx = NULL;
+}
+
+static void *
+reaper_main(void *arg)
+{
+	struct agent *a = arg;
+	uint64_t now, limit = a->conf->agent.idle_timeout_ms * 1000;
+
+	while (!atomic_load(&a->rstop)) {
+		usleep(REAP_EVERY_US);
+		pthread_mutex_lock(&a->conns_lock);
+		now = clock_mono_us();
+		for (struct hconn *hc = a->conns; hc != NULL; hc = hc->next)
+			if (!hc->busy && hc->fd != -1 &&
+			    now - hc->since_us > limit)
+				shutdown(hc->fd, SHUT_RDWR);
+		pthread_mutex_unlock(&a->conns_lock);
+	}
+	return NULL;
+}
+
 static enum MHD_Result
 handle(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload,
@@ -443,26 +538,40 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct agent *a = cls;
 	struct hreq *h = *con_cls;
-	int is_events = strncmp(url, EVENTS_PREFIX,
-	    strlen(EVENTS_PREFIX)) == 0;
+	enum httpreq_route r;
 
 	(void)version;
 	if (h == NULL) {
-		if (is_events && strcmp(method, "POST") == 0)
+		conn_mark(a, c, 1);	/* headers complete: a request */
+		switch ((r = httpreq_route(method, url))) {
+		case HTTPREQ_POST_EVENTS:
 			return post_begin(a, c, url, con_cls);
-		if (is_events && strcmp(method, "OPTIONS") == 0)
+		case HTTPREQ_PREFLIGHT:
 			return handle_preflight(a, c);
-		if (is_events)
+		case HTTPREQ_EVENTS_405:
 			return answer_error(a, c, 405, "use POST", "Allow",
 			    "POST, OPTIONS");
-		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-		    (strcmp(url, "/ping") == 0 || strcmp(url, "/ready") == 0 ||
-		    strcmp(url, "/metrics") == 0))
+		case HTTPREQ_GET_405:
 			return answer_error(a, c, 405, "use GET", "Allow",
 			    "GET, HEAD");
-		return handle_get(a, c, url);
+		default:
+			return handle_get(a, c, r);
+		}
 	}
 	if (*upload_size != 0) {
+		/*
+		 * A body trickling in (each piece inside idle_timeout, so
+		 * libmicrohttpd's timeout never fires) is cut when the whole
+		 * of it took longer than idle_timeout: 408, nothing stored.
+		 */
+		if (!h->answered && clock_mono_us() - h->start_us >
+		    a->conf->agent.idle_timeout_ms * 1000) {
+			*upload_size = 0;
+			h->answered = 1;
+			return answer_error(a, c, 408, "request body not "
+			    "received within idle_timeout; send it faster",
+			    "Connection", "close");
+		}
 		if (h->status == 0 && body_append(h, upload, *upload_size,
 		    a->conf->agent.max_body) != 0) {
 			h->status = 413;
@@ -501,9 +610,8 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct hreq *h = *con_cls;
 
-	(void)cls;
-	(void)c;
 	(void)toe;
+	conn_mark(cls, c, 0);	/* answered: the next one's clock starts */
 	if (h == NULL)
 		return;
 	atomic_fetch_sub(&h->a->requests, 1);
@@ -604,6 +712,12 @@ http_start(struct agent *a, char *err, size_t errlen)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 0 ? (unsigned)n : 1;
 	}
+	if (pthread_mutex_init(&a->conns_lock, NULL) != 0) {
+		snprintf(err, errlen, "cannot make a mutex");
+		return -1;
+	}
+	a->conns = NULL;
+	a->reaping = 0;
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (v6)
@@ -620,14 +734,23 @@ http_start(struct agent *a, char *err, size_t errlen)
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)cf->agent.max_header + (32u << 10),
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+	    MHD_OPTION_NOTIFY_CONNECTION, conn_notify, a,
 	    MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, a,
 	    MHD_OPTION_END);
 	if (a->httpd == NULL) {
 		snprintf(err, errlen, "listen %s: cannot start the HTTP "
 		    "server (address in use or not available?)",
 		    cf->agent.listen);
+		pthread_mutex_destroy(&a->conns_lock);
 		return -1;
 	}
+	atomic_store(&a->rstop, 0);
+	if (pthread_create(&a->reaper, NULL, reaper_main, a) != 0) {
+		snprintf(err, errlen, "cannot start a thread");
+		http_stop(a);
+		return -1;
+	}
+	a->reaping = 1;
 	return 0;
 }
 
@@ -643,6 +766,12 @@ http_quiesce(struct agent *a)
 void
 http_stop(struct agent *a)
 {
-	MHD_stop_daemon(a->httpd);
+	if (a->reaping) {
+		atomic_store(&a->rstop, 1);
+		pthread_join(a->reaper, NULL);
+		a->reaping = 0;
+	}
+	MHD_stop_daemon(a->httpd);	/* closes what is left: conn_notify */
 	a->httpd = NULL;
+	pthread_mutex_destroy(&a->conns_lock);
 }
