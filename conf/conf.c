@@ -936,6 +936,8 @@ set_prop(struct parser *p, struct psect *s, const char *key, const char *v)
 	}
 	if (rd_kafka_conf_set(s->rk, prop, v, err, sizeof(err)) !=
 	    RD_KAFKA_CONF_OK) {
+		/* Some of librdkafka's messages end in a newline. */
+		err[strcspn(err, "\n")] = '\0';
 		perr(p, p->lineno, s->name, key, "librdkafka: %s", err);
 		return;
 	}

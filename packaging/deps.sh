@@ -21,7 +21,8 @@ test_pkgs="cmocka:libcmocka-dev
 /usr/bin/rpmbuild:rpm /usr/bin/rpm2cpio:rpm2cpio /usr/bin/cpio:cpio
 /usr/sbin/haproxy:haproxy /usr/sbin/nginx:nginx-light /usr/bin/openssl:openssl
 /usr/bin/systemd-analyze:systemd
-/usr/lib/python3/dist-packages/yaml:python3-yaml"
+/usr/lib/python3/dist-packages/yaml:python3-yaml
+/usr/bin/clang:clang /usr/share/doc/libclang-rt-dev/copyright:libclang-rt-dev"
 bench_pkgs="/usr/bin/wrk:wrk /usr/sbin/nginx:nginx-light"
 
 missing=""
