@@ -26,6 +26,8 @@
  */
 #include <sys/mman.h>
 
+#include <arpa/inet.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -158,6 +160,7 @@ static void
 check_addr(const char *trusted, const char *xff, const char *peer)
 {
 	char buf[SPOOL_ADDR_MAX + 1], was[SPOOL_ADDR_MAX + 1];
+	unsigned char bin[16];
 	size_t n;
 
 	/* remote_addr(): getnameinfo() fills BUF with the peer. */
@@ -172,6 +175,10 @@ check_addr(const char *trusted, const char *xff, const char *peer)
 	/* Replaced: only behind a listed proxy, by one blank-free entry. */
 	if (xff == NULL || !listed(trusted, was, strlen(was)) || n == 0 ||
 	    strpbrk(buf, " \t,") != NULL || strstr(xff, buf) == NULL)
+		abort();
+	/* ... and that entry is an address, nothing else. */
+	if (inet_pton(AF_INET, buf, bin) != 1 &&
+	    inet_pton(AF_INET6, buf, bin) != 1)
 		abort();
 }
 
