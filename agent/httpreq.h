@@ -57,7 +57,8 @@ int	httpreq_origin_ok(const char *list, const char *origin);
  * The client address.  BUF (LEN bytes) holds the peer's numeric address on
  * entry (or ""); when the peer is in TRUSTED ([agent] trusted_proxies) and
  * XFF (X-Forwarded-For, or NULL: its last header line) has a last entry
- * that is an IPv4 or IPv6 address, that entry replaces it.  BUF stays NUL-terminated.
+ * that is an IPv4 or IPv6 address, that entry replaces it.  BUF stays
+ * NUL-terminated.
  */
 void	httpreq_client_addr(const char *trusted, const char *xff, char *buf,
 	    size_t len);

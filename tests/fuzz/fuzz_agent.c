@@ -237,6 +237,31 @@ teardown(void)
 	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * Connects S to SIN.  libFuzzer's SIGALRM (its -timeout watch) may
+ * interrupt connect(), which then goes on without us: wait for it.
+ */
+static void
+connect_to(int s, const struct sockaddr_in *sin)
+{
+	struct pollfd p = { .fd = s, .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (connect(s, (const struct sockaddr *)sin, sizeof(*sin)) == 0)
+		return;
+	if (errno == EINTR) {
+		while (poll(&p, 1, HANG_MS) == -1 && errno == EINTR)
+			;
+		if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+		    err == 0)
+			return;
+		errno = err;
+	}
+	perror("fuzz_agent: connect");
+	abort();
+}
+
 /* Waits up to MS for S to be readable; 0 on timeout. */
 static int
 wait_in(int s, int ms)
@@ -275,8 +300,8 @@ check_finished(void)
 static void
 check_answers(const char *buf, size_t len)
 {
-	static const char ok[] = " 100 200 204 400 401 403 404 405 411 413 414 "
-	    "415 417 431 501 503 505 ";
+	static const char ok[] = " 100 200 204 400 401 403 404 405 408 411 "
+	    "413 414 415 417 431 501 503 505 ";
 	char code[6];
 
 	if (len > 0 && (len < 12 || memcmp(buf, "HTTP/1.", 7) != 0)) {
@@ -323,19 +348,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((s = socket(AF_INET, SOCK_STREAM, 0)) == -1)
 		abort();
 	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(s, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-		perror("fuzz_agent: connect");
-		abort();
-	}
+	connect_to(s, &sin);
 	/* Send it all, unless the agent answered and closed first. */
-	while (off < size && (n = send(s, data + off, size - off,
-	    MSG_NOSIGNAL)) > 0)
-		off += (size_t)n;
+	while (off < size && ((n = send(s, data + off, size - off,
+	    MSG_NOSIGNAL)) > 0 || (n == -1 && errno == EINTR)))
+		off += n > 0 ? (size_t)n : 0;
 	shutdown(s, SHUT_WR);
 	for (;;) {
 		if (!wait_in(s, len == 0 && !wrapped ? FIRST_MS : QUIET_MS))
 			break;
-		n = recv(s, ans + len, cap - len, 0);
+		if ((n = recv(s, ans + len, cap - len, 0)) == -1 &&
+		    errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;		/* closed, or reset after the answer */
 		len += (size_t)n;

@@ -2,7 +2,8 @@
  * fuzz_http.c: libFuzzer target for what ferry-agent reads in a request
  * besides the body's JSON: the route (method, path), the stream name in
  * the path, CORS origins, X-Forwarded-For behind trusted proxies, the
- * Authorization header against a tokens file, Content-Length against
+ * Authorization header against a tokens file, the body's framing
+ * (Content-Length lines, Transfer-Encoding), Content-Length against
  * max_body, and the Content-Type (with parameters), Content-Encoding and
  * Idempotency-Key headers through the intake decoder.  It runs the code
  * http.c runs, in the order post_begin() and post_submit() run it:
@@ -13,16 +14,19 @@
  *            trusted_proxies (each one of four lists below), bit 4 a
  *            tokens file, bit 5 allow_opaque, bit 6 json_key = id,
  *            bit 7 a small max_body (1 KiB)
- *   byte 1   which of the seven headers are present (bit i: header i)
+ *   byte 1   which of the eight headers are present (bit i: header i)
  *   then '\n'-separated: METHOD, PATH, PEER ADDRESS, then the headers
  *   Content-Type, Content-Encoding, Content-Length, Idempotency-Key,
- *   X-Forwarded-For, Authorization, Origin; the rest is the body.
+ *   X-Forwarded-For, Authorization, Origin, Transfer-Encoding; the rest
+ *   is the body.  A '\r' in the Content-Length field separates header
+ *   lines: "5\r5" is a request with two Content-Length lines.
  *
  * Besides sanitizer reports, the oracles are what each function promises:
  * a stream accepted has a valid name, an origin is let through only when
  * the list names it or "*", a forwarded address is one token that fits,
- * the tokens verdict matches one computed here from the known tokens, and
- * a decoded batch keeps its own invariants.
+ * the tokens verdict matches one computed here from the known tokens,
+ * framing is refused exactly when RFC 9112 says it is ambiguous or not
+ * chunked, and a decoded batch keeps its own invariants.
  */
 #include <sys/mman.h>
 
@@ -44,7 +48,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum { H_CTYPE, H_CENC, H_CLEN, H_IKEY, H_XFF, H_AUTHZ, H_ORIGIN, NHDR };
+enum { H_CTYPE, H_CENC, H_CLEN, H_IKEY, H_XFF, H_AUTHZ, H_ORIGIN, H_TE,
+	NHDR };
 #define NFIELDS	(3 + NHDR)
 
 static const char *const cors_lists[] = { NULL, "*",
@@ -182,6 +187,35 @@ check_addr(const char *trusted, const char *xff, const char *peer)
 		abort();
 }
 
+/*
+ * header_scan() and httpreq_framing(): CL holds the Content-Length lines
+ * separated by '\r' and is cut to the first, as MHD's lookup gives it.
+ * Returns whether the request goes on.
+ */
+static int
+check_framing(char *cl, const char *te)
+{
+	const char *msg = NULL, *first = cl;
+	unsigned ncl = 0;
+	int differ = 0, rc;
+	char *line;
+
+	while ((line = strsep(&cl, "\r")) != NULL)
+		if (ncl++ > 0 && strcmp(line, first) != 0)
+			differ = 1;
+	rc = httpreq_framing(ncl, differ, te, &msg);
+	if (differ || (te != NULL && (strcasecmp(te, "chunked") != 0 ||
+	    ncl > 0))) {
+		if ((rc != 400 && rc != 501) || msg == NULL || *msg == '\0' ||
+		    (rc == 501) != (!differ && strcasecmp(te, "chunked") != 0))
+			abort();
+		return 0;
+	}
+	if (rc != 0)
+		abort();
+	return 1;
+}
+
 static void
 check_body(const struct intake_limits *lim, const char *const *hv,
     const uint8_t *body, size_t len)
@@ -268,6 +302,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lim.max_events = 50;
 	lim.json_key = (data[0] & 0x40) ? "id" : NULL;
 	lim.allow_opaque = (data[0] & 0x20) != 0;
+	if (!check_framing(hv[H_CLEN], hv[H_TE]))
+		goto done;
 	if (httpreq_too_long(hv[H_CLEN], lim.max_body))
 		goto done;
 	check_addr(trusted, hv[H_XFF], field[2]);

@@ -92,7 +92,8 @@ hexval(int c)
 static int
 oracle_load(char *text, struct entry *e, size_t *n)
 {
-	char *line, *save, *next, *w[4], *s2;
+	unsigned char hash[crypto_hash_sha256_BYTES];
+	char *line, *save, *next, *w[4];
 	size_t k;
 
 	*n = 0;
@@ -115,11 +116,13 @@ oracle_load(char *text, struct entry *e, size_t *n)
 
 			if (hi < 0 || lo < 0)
 				return -1;
-			e[*n].hash[k] = (unsigned char)(hi << 4 | lo);
+			hash[k] = (unsigned char)(hi << 4 | lo);
 		}
-		s2 = w[2] != NULL && strcmp(w[2], "*") != 0 ? w[2] : NULL;
-		if (*n < MAXENT)
-			e[(*n)++].streams = s2;
+		if (*n == MAXENT)
+			continue;	/* too many to check: only parsed */
+		memcpy(e[*n].hash, hash, sizeof(hash));
+		e[(*n)++].streams = w[2] != NULL && strcmp(w[2], "*") != 0 ?
+		    w[2] : NULL;
 	}
 	return 0;
 }

@@ -71,7 +71,10 @@ for name in $NAMES; do
 		echo "fuzz $name: no such target"; exit 64
 	fi
 done
-command -v clang >/dev/null || { echo "fuzz: clang not found (apt-get install clang)"; exit 1; }
+if ! command -v clang >/dev/null; then
+	echo "fuzz: clang not found (packaging/deps.sh test installs it)"
+	exit 1
+fi
 
 # Each source once, two compilers at a time; then the links, two at a time.
 rm -rf "$B/obj"; mkdir -p "$B/obj"
