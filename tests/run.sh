@@ -77,17 +77,23 @@ run_one() {	# name command...
 	fi
 }
 
-for t in "$B"/tests/test_*; do
-	[ -x "$t" ] || continue
-	n=$(basename "$t")
-	selected "$n" && run_one "$n" "$t"
-done
-for t in "$T"/integration/*.sh; do
-	[ -f "$t" ] || continue
-	n=$(basename "$t" .sh)
-	selected "$n" && run_one "$n" sh "$t"
-done
+# run_all BUILD PREFIX EXCLUDE: every unit test of BUILD and every
+# integration script (against FERRY_BUILD), but those named in EXCLUDE.
+run_all() {
+	for t in "$1"/tests/test_*; do
+		[ -x "$t" ] || continue
+		n=$(basename "$t")
+		selected "$n" && run_one "$2$n" "$t"
+	done
+	for t in "$T"/integration/*.sh; do
+		[ -f "$t" ] || continue
+		n=$(basename "$t" .sh)
+		case " $3 " in *" $n "*) continue ;; esac
+		selected "$n" && run_one "$2$n" sh "$t"
+	done
+}
 
+run_all "$B" "" ""
 if [ -n "$SANB" ]; then
 	# Sanitizer reports go to files, one per process; run_one looks.
 	export FERRY_BUILD="$SANB"
@@ -96,17 +102,7 @@ if [ -n "$SANB" ]; then
 	export LSAN_OPTIONS="log_path=$LOGDIR/san/report"
 	mkdir -p "$LOGDIR/san"
 	SANLOG=$LOGDIR/san/report
-	for t in "$SANB"/tests/test_*; do
-		[ -x "$t" ] || continue
-		n=$(basename "$t")
-		selected "$n" && run_one "san:$n" "$t"
-	done
-	for t in "$T"/integration/*.sh; do
-		[ -f "$t" ] || continue
-		n=$(basename "$t" .sh)
-		case " $SAN_EXCLUDE " in *" $n "*) continue ;; esac
-		selected "$n" && run_one "san:$n" sh "$t"
-	done
+	run_all "$SANB" "san:" "$SAN_EXCLUDE"
 fi
 
 echo "$passed passed, $failed failed"
