@@ -16,7 +16,10 @@
  *  - While the sink is down the loop backs off (100 ms doubling to 5 s),
  *    logs the outage once and its end once, and never spins.
  *  - Cursor writes are fsynced transactions: at most one per
- *    CURSOR_EVERY_MS per sink, so they cost the agent's writer little.
+ *    CURSOR_EVERY_MS per sink, so they cost the agent's writer little;
+ *    and one at once when a backlog is drained (everything sent is
+ *    delivered and the last read came back short), so that an idle
+ *    sink's cursor says so without waiting for the next turn.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +278,12 @@ drain_turn(struct drain *d)
 		break;
 	default:
 		return -1;
+	}
+	if (n == READ_BATCH)
+		d->backlog = 1;
+	else if (d->backlog && !d->blocked && d->delivered == d->sent) {
+		d->backlog = 0;
+		cursor_advance(d, 1);
 	}
 	cursor_advance(d, 0);
 	return 0;

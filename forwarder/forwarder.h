@@ -29,6 +29,7 @@ struct drain {
 	uint64_t		 sent;		/* highest seq handed over */
 	uint64_t		 delivered;	/* from the sink's poll() */
 	uint64_t		 cursor_ms;	/* when the cursor was written */
+	int			 backlog;	/* the last read was a full batch */
 	int			 blocked;	/* send() said FULL or DOWN */
 	int			 down;		/* outage logged, not its end */
 	uint64_t		 backoff_ms;

@@ -8,9 +8,11 @@
  *  - message.timeout.ms is 0 (infinite): during an outage of any length a
  *    sent event waits in the producer until a broker takes it; it never
  *    expires into the void.  The spool is where events wait: at most
- *    queue.buffering.max.messages events (our in-flight bound, default
- *    10000) and queue.buffering.max.kbytes are in the producer at once;
- *    beyond that send() says SINK_FULL and the rest stays in the spool.
+ *    queue.buffering.max.messages events (our in-flight bound, 100000,
+ *    librdkafka's default) and queue.buffering.max.kbytes (64 MiB) are in
+ *    the producer at once; beyond that send() says SINK_FULL and the rest
+ *    stays in the spool.  (At 10000 the mock cluster drained 200,000
+ *    events 10-20% slower: the producer ran dry between batches.)
  *  - Every sent event takes a slot of a ring in send order, so in seq
  *    order.  A delivery report marks its slot done.  The loop is told as
  *    delivered the seq of the last slot of the done prefix of the ring:
@@ -31,22 +33,16 @@
  *    the loop stops reading and backs off, the operator hears why.  It
  *    never spins: poll() blocks in rd_kafka_poll().
  *
- * Threads.  The drain thread calls every function of sink_ops.  Delivery
- * reports and errors are served by a poller thread of the sink (calling
- * rd_kafka_poll(); also rd_kafka_flush() in the drain thread), so that
- * freeing what was delivered costs the drain thread nothing: measured, it
- * was a third of its time.  What the callbacks write is what the drain
- * thread reads: a slot's state (atomic, its reason written before it),
- * the flags down/fatal/rewind and the news count (atomic), and why[]
- * (under a mutex).  A slot is filled before its event is produced and is
- * read back only once its state left SLOT_SENT, so no slot is written by
- * both threads at once.  The producer is replaced only with the poller
- * stopped; a report from a replaced producer is ignored (its rk differs).
+ * Threads.  Delivery reports and errors are served by rd_kafka_poll() and
+ * rd_kafka_flush() in the drain thread, the only caller of this file: no
+ * locking.  (A poller thread of its own was tried: librdkafka frees each
+ * delivered message and its headers where the report is served, and
+ * freeing in another thread than the one that allocated made glibc's
+ * malloc contend for its arena lock; the drain took 15% longer than kcat's
+ * way, polling where it produces.)  A report from a replaced producer is
+ * ignored (its rk differs).
  */
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +66,7 @@ struct slot {
 	uint64_t	 seq;
 	uint64_t	 sent_ms;	/* monotonic */
 	char		*reason;	/* SLOT_DEAD: why, malloc'ed */
-	atomic_int	 state;		/* enum slot_state */
+	int		 state;		/* enum slot_state */
 };
 
 struct buf {
@@ -100,17 +96,10 @@ struct kafka {
 	uint64_t		 delivered;	/* never lower */
 	uint64_t		 now_ms;	/* monotonic, at the last poll */
 	uint64_t		 stall_ms;	/* socket.timeout.ms */
-	atomic_int		 down;		/* no delivery since all down */
-	atomic_int		 fatal;		/* rd_kafka_fatal_error() set */
-	atomic_int		 rewind;	/* a slot needs a resend */
-	atomic_uint		 news;		/* reports and state changes */
-	unsigned		 seen;		/* news when last looked at */
-	pthread_t		 poller;
-	int			 polling;	/* the poller runs */
-	atomic_int		 pstop;		/* the poller is to stop */
-	atomic_int		 waiting;	/* the drain thread waits on cv */
-	pthread_mutex_t		 mu;		/* why[], rwhy[], cv */
-	pthread_cond_t		 cv;		/* news for a waiting poll() */
+	int			 down;		/* no delivery since all down */
+	int			 fatal;		/* rd_kafka_fatal_error() set */
+	int			 rewind;	/* a slot needs a resend */
+	unsigned		 news;		/* reports and errors served */
 	char			 why[256];	/* last error from librdkafka */
 	char			 rwhy[256];	/* the failed delivery of rewind */
 	struct topic		*topics;	/* of rk */
@@ -126,7 +115,7 @@ static const char *const defaults[][2] = {
 	{ "partitioner",			"murmur2_random" },
 	{ "linger.ms",				"5" },
 	{ "message.timeout.ms",			"0" },
-	{ "queue.buffering.max.messages",	"10000" },
+	{ "queue.buffering.max.messages",	"100000" },
 	{ "queue.buffering.max.kbytes",		"65536" },
 	{ "client.id",				"ferry" },
 };
@@ -182,45 +171,14 @@ static void
 slot_dead(struct slot *sl, const char *reason)
 {
 	sl->reason = strdup(reason);
-	atomic_store_explicit(&sl->state, SLOT_DEAD, memory_order_release);
+	sl->state = SLOT_DEAD;
 }
 
-/* Sets why[], from either thread. */
-static void
-why_set(struct kafka *k, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void
-why_set(struct kafka *k, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	pthread_mutex_lock(&k->mu);
-	va_start(ap, fmt);
-	vsnprintf(k->why, sizeof(k->why), fmt, ap);
-	va_end(ap);
-	pthread_mutex_unlock(&k->mu);
-}
-
-/* A copy of why[] in BUF of LEN bytes, or DEF when it is empty. */
+/* why[], or DEF when it is empty. */
 static const char *
-why_get(struct kafka *k, char *buf, size_t len, const char *def)
+why_or(const struct kafka *k, const char *def)
 {
-	pthread_mutex_lock(&k->mu);
-	snprintf(buf, len, "%s", k->why[0] ? k->why : def);
-	pthread_mutex_unlock(&k->mu);
-	return buf;
-}
-
-/* Something for poll() to look at: wakes it if it waits. */
-static void
-news(struct kafka *k)
-{
-	atomic_fetch_add(&k->news, 1);
-	if (atomic_load(&k->waiting)) {
-		pthread_mutex_lock(&k->mu);
-		pthread_cond_signal(&k->cv);
-		pthread_mutex_unlock(&k->mu);
-	}
+	return k->why[0] ? k->why : def;
 }
 
 static void
@@ -230,28 +188,23 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	struct slot	*sl;
 	size_t		 i = (size_t)(uintptr_t)m->_private;
 
-	if (rk != k->rk || i >= k->cap || atomic_load_explicit(
-	    &k->ring[i].state, memory_order_acquire) != SLOT_SENT)
+	if (rk != k->rk || i >= k->cap || k->ring[i].state != SLOT_SENT)
 		return;		/* a replaced producer's report */
 	sl = &k->ring[i];
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		atomic_store_explicit(&sl->state, SLOT_DONE,
-		    memory_order_release);
-		if (atomic_load_explicit(&k->down, memory_order_relaxed))
-			atomic_store(&k->down, 0);
+		sl->state = SLOT_DONE;
+		k->down = 0;
 	} else if (m->err == RD_KAFKA_RESP_ERR__FATAL)
-		atomic_store(&k->fatal, 1);
+		k->fatal = 1;
 	else if (err_transient(m->err)) {
 		/* The first failure is why; later errors do not overwrite it. */
-		pthread_mutex_lock(&k->mu);
-		if (!atomic_load(&k->rewind))
+		if (!k->rewind)
 			snprintf(k->rwhy, sizeof(k->rwhy), "seq %" PRIu64 ": %s",
 			    sl->seq, rd_kafka_err2str(m->err));
-		atomic_store(&k->rewind, 1);
-		pthread_mutex_unlock(&k->mu);
+		k->rewind = 1;
 	} else
 		slot_dead(sl, rd_kafka_err2str(m->err));
-	news(k);
+	k->news++;
 }
 
 static void
@@ -262,12 +215,12 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	if (rk != k->rk)
 		return;
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
-		atomic_store(&k->fatal, 1);
-		news(k);
+		k->fatal = 1;
+		k->news++;
 	} else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		atomic_store(&k->down, 1);
+		k->down = 1;
 	else
-		why_set(k, "%s", reason);
+		snprintf(k->why, sizeof(k->why), "%s", reason);
 }
 
 /* librdkafka's own lines, from its threads: log.c writes each at once. */
@@ -314,7 +267,7 @@ kafka_conf(struct kafka *k, const struct conf *cf, char *err)
 		}
 	if (rd_kafka_conf_get(k->tmpl, "queue.buffering.max.messages", v,
 	    &n) != RD_KAFKA_CONF_OK || (k->cap = strtoul(v, NULL, 10)) == 0)
-		k->cap = 10000;
+		k->cap = 100000;
 	if (k->cap > INFLIGHT_MAX)
 		k->cap = INFLIGHT_MAX;
 	n = sizeof(v);
@@ -329,17 +282,6 @@ kafka_conf(struct kafka *k, const struct conf *cf, char *err)
 	return 0;
 }
 
-/* The poller thread: serves the reports and errors of the producer. */
-static void *
-poller_main(void *arg)
-{
-	struct kafka	*k = arg;
-
-	while (!atomic_load(&k->pstop))
-		rd_kafka_poll(k->rk, 200);
-	return NULL;
-}
-
 static int
 producer_new(struct kafka *k, char *err)
 {
@@ -352,14 +294,6 @@ producer_new(struct kafka *k, char *err)
 		snprintf(err, SINK_ERRMAX, "librdkafka: %s", e);
 		return -1;
 	}
-	atomic_store(&k->pstop, 0);
-	if (pthread_create(&k->poller, NULL, poller_main, k) != 0) {
-		rd_kafka_destroy(k->rk);
-		k->rk = NULL;
-		snprintf(err, SINK_ERRMAX, "cannot start a thread");
-		return -1;
-	}
-	k->polling = 1;
 	return 0;
 }
 
@@ -368,20 +302,10 @@ static void
 producer_drop(struct kafka *k)
 {
 	rd_kafka_t	*rk = k->rk;
-	rd_kafka_queue_t *q;
 	size_t		 i;
 
 	if (rk == NULL)
 		return;
-	if (k->polling) {	/* stops the poller, waking it */
-		atomic_store(&k->pstop, 1);
-		if ((q = rd_kafka_queue_get_main(rk)) != NULL) {
-			rd_kafka_queue_yield(q);
-			rd_kafka_queue_destroy(q);
-		}
-		pthread_join(k->poller, NULL);
-		k->polling = 0;
-	}
 	k->rk = NULL;
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_poll(rk, 0);	/* serves (and ignores) the purged reports */
@@ -394,9 +318,7 @@ producer_drop(struct kafka *k)
 	for (i = 0; i < k->count; i++)
 		free(k->ring[(k->tail + i) % k->cap].reason);
 	k->tail = k->count = 0;
-	atomic_store(&k->fatal, 0);
-	atomic_store(&k->rewind, 0);
-	atomic_store(&k->down, 0);
+	k->fatal = k->rewind = k->down = 0;
 }
 
 static void	kafka_close(void *);
@@ -404,23 +326,12 @@ static void	kafka_close(void *);
 static void *
 kafka_open(const struct conf *cf, const struct conf_sink *sc, char *err)
 {
-	struct kafka		*k;
-	pthread_condattr_t	 ca;
+	struct kafka	*k;
 
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
 		snprintf(err, SINK_ERRMAX, "out of memory");
 		return NULL;
 	}
-	/* poll() waits by the monotonic clock, as clock_mono_ms() counts. */
-	if (pthread_condattr_init(&ca) != 0 ||
-	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&k->cv, &ca) != 0 ||
-	    pthread_mutex_init(&k->mu, NULL) != 0) {
-		snprintf(err, SINK_ERRMAX, "cannot make a condition variable");
-		free(k);
-		return NULL;
-	}
-	pthread_condattr_destroy(&ca);
 	k->sc = sc;
 	if (kafka_conf(k, cf, err) != 0)
 		goto fail;
@@ -669,7 +580,7 @@ slot_push(struct kafka *k, uint64_t seq)
 	sl->seq = seq;
 	sl->sent_ms = k->now_ms;
 	sl->reason = NULL;
-	atomic_store_explicit(&sl->state, SLOT_SENT, memory_order_release);
+	sl->state = SLOT_SENT;
 	k->count++;
 	return sl;
 }
@@ -688,8 +599,7 @@ kafka_send(void *arg, const struct spool_event *ev, char *err)
 
 	if (k->rk == NULL)
 		return no_producer(err);
-	if (atomic_load(&k->fatal) || atomic_load(&k->rewind) ||
-	    k->count == k->cap)
+	if (k->fatal || k->rewind || k->count == k->cap)
 		return SINK_FULL;	/* poll() first */
 	if ((rc = topic_of(k, ev, &rkt, err)) == 0)
 		rc = value_of(k, ev, &val, &vlen, err);
@@ -717,7 +627,7 @@ kafka_send(void *arg, const struct spool_event *ev, char *err)
 	    e == RD_KAFKA_RESP_ERR__FATAL) {
 		k->count--;	/* not produced: the slot is free again */
 		if (e == RD_KAFKA_RESP_ERR__FATAL)
-			atomic_store(&k->fatal, 1);
+			k->fatal = 1;
 		return SINK_FULL;
 	}
 	slot_dead(sl, rd_kafka_err2str(e));
@@ -733,7 +643,7 @@ advance(struct kafka *k, uint64_t *delivered, sink_dead_fn dead, void *arg)
 
 	while (k->count > 0) {
 		sl = &k->ring[k->tail];
-		st = atomic_load_explicit(&sl->state, memory_order_acquire);
+		st = sl->state;
 		if (st == SLOT_SENT)
 			break;
 		if (st == SLOT_DEAD) {
@@ -759,50 +669,24 @@ advance(struct kafka *k, uint64_t *delivered, sink_dead_fn dead, void *arg)
 static int
 is_down(struct kafka *k, char *err)
 {
-	char		 why[256];
 	uint64_t	 waited;
 
 	if (k->count == 0)
 		return 0;
 	waited = clock_mono_ms() - k->ring[k->tail].sent_ms;
-	if (atomic_load(&k->down) && waited >= DOWN_GRACE_MS) {
+	if (k->down && waited >= DOWN_GRACE_MS) {
 		snprintf(err, SINK_ERRMAX, "all brokers down (%s); %zu events "
-		    "in flight", why_get(k, why, sizeof(why), "no answer"),
-		    k->count);
+		    "in flight", why_or(k, "no answer"), k->count);
 		return 1;
 	}
 	if (waited >= k->stall_ms) {
 		snprintf(err, SINK_ERRMAX, "event %" PRIu64 " not acknowledged "
 		    "after %" PRIu64 " s (%s); %zu events in flight",
-		    k->ring[k->tail].seq, waited / 1000, why_get(k, why,
-		    sizeof(why), "no error reported"), k->count);
+		    k->ring[k->tail].seq, waited / 1000,
+		    why_or(k, "no error reported"), k->count);
 		return 1;
 	}
 	return 0;
-}
-
-/* Waits until the poller has news or TIMEOUT_MS passed. */
-static void
-wait_news(struct kafka *k, int timeout_ms)
-{
-	struct timespec	 ts;
-
-	if (timeout_ms <= 0 || atomic_load(&k->news) != k->seen)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&k->mu);
-	atomic_store(&k->waiting, 1);
-	while (atomic_load(&k->news) == k->seen &&
-	    pthread_cond_timedwait(&k->cv, &k->mu, &ts) == 0)
-		;
-	atomic_store(&k->waiting, 0);
-	pthread_mutex_unlock(&k->mu);
 }
 
 static int
@@ -810,28 +694,29 @@ kafka_poll(void *arg, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
     void *darg, char *err)
 {
 	struct kafka	*k = arg;
-	char		 why[400] = "", w[256];
+	char		 why[400] = "";
+	uint64_t	 now, end = clock_mono_ms() + (uint64_t)timeout_ms;
+	unsigned	 news = k->news;
 
 	if (k->rk == NULL)
 		return no_producer(err);
-	wait_news(k, timeout_ms);
-	k->seen = atomic_load(&k->news);
+	/* Other events (a failed reconnect) end rd_kafka_poll() early. */
+	do {
+		now = clock_mono_ms();
+		rd_kafka_poll(k->rk, now < end ? (int)(end - now) : 0);
+	} while (k->news == news && clock_mono_ms() < end);
 	k->now_ms = clock_mono_ms();
 	advance(k, delivered, dead, darg);
-	if (atomic_load(&k->fatal) || atomic_load(&k->rewind)) {
-		why_get(k, w, sizeof(w), "");
-		if (atomic_load(&k->fatal)) {
+	if (k->fatal || k->rewind) {
+		if (k->fatal) {
 			if (rd_kafka_fatal_error(k->rk, why, sizeof(why)) ==
 			    RD_KAFKA_RESP_ERR_NO_ERROR)
-				snprintf(why, sizeof(why), "%s", w);
+				snprintf(why, sizeof(why), "%s", k->why);
 			snprintf(err, SINK_ERRMAX, "fatal producer error: %s; "
 			    "new producer", why);
-		} else {
-			pthread_mutex_lock(&k->mu);
+		} else
 			snprintf(err, SINK_ERRMAX, "delivery failed (%s); new "
 			    "producer", k->rwhy);
-			pthread_mutex_unlock(&k->mu);
-		}
 		producer_drop(k);
 		if (producer_new(k, err) != 0)
 			return SINK_FATAL;
@@ -845,22 +730,17 @@ kafka_flush(void *arg, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
     void *darg, char *err)
 {
 	struct kafka	*k = arg;
-	char		 why[256];
-	int		 down;
 
 	if (k->rk == NULL)
 		return no_producer(err);
 	rd_kafka_flush(k->rk, timeout_ms);
-	k->seen = atomic_load(&k->news);
 	k->now_ms = clock_mono_ms();
 	advance(k, delivered, dead, darg);
 	if (k->count == 0)
 		return SINK_OK;
-	down = atomic_load(&k->down);
 	snprintf(err, SINK_ERRMAX, "%zu events not confirmed within %d ms%s%s; "
 	    "they stay in the spool", k->count, timeout_ms,
-	    down ? ": all brokers down: " : "",
-	    down ? why_get(k, why, sizeof(why), "") : "");
+	    k->down ? ": all brokers down: " : "", k->down ? k->why : "");
 	return SINK_DOWN;
 }
 
@@ -881,8 +761,6 @@ kafka_close(void *arg)
 	free(k->topic.p);
 	free(k->key.p);
 	free(k->val.p);
-	pthread_cond_destroy(&k->cv);
-	pthread_mutex_destroy(&k->mu);
 	free(k);
 }
 
