@@ -41,7 +41,7 @@ mkdir -p "$AV"
 CONNS=64 BATCH=100 PAD=120 WINDOW=2
 LOAD_A=10 LOAD_B=12		# seconds with and without the forwarder
 MAX_BODY_K=64 MAX_HEADER_K=8 MAX_EVENTS=1000 MAX_SIZE_M=96
-KAFKA_INFLIGHT=100000		# ferry's queue.buffering.max.messages
+KAFKA_INFLIGHT=10000		# ferry's queue.buffering.max.messages
 SAN=""
 ldd "$B/ferry-agent" 2>/dev/null | grep -q -E 'libasan|libtsan' && SAN=yes
 
