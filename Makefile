@@ -42,7 +42,8 @@ endif
 # The library: everything the programs share and the unit tests link.
 LIB_SRC	= $(wildcard conf/*.c) $(filter-out $(TOOL_SRC),$(wildcard spool/*.c)) \
 	  agent/intake.c $(FWD_LIB_SRC)
-FWD_LIB_SRC = $(wildcard forwarder/avroenc.c forwarder/sink_*.c)
+FWD_LIB_SRC = $(wildcard forwarder/avroenc.c forwarder/avroblk.c \
+	      forwarder/sink_*.c)
 AGENT_SRC = $(filter-out agent/intake.c,$(wildcard agent/*.c))
 FWD_SRC	= $(filter-out $(FWD_LIB_SRC),$(wildcard forwarder/*.c))
 TOOL_SRC = spool/ferry-spool.c

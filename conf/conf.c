@@ -187,6 +187,10 @@ static const struct directive directives[] = {
 	    .off = SK(roll_count), .sinks = SINK_A },
 	{ S_SINK, "codec", STR(check_codec), .def = "deflate",
 	    .off = SK(codec), .sinks = SINK_A },
+	{ S_SINK, "deflate_level", NUM(T_INT, 1, 9), .def = "1",
+	    .off = SK(deflate_level), .sinks = SINK_A },
+	{ S_SINK, "compress_threads", NUM(T_INT, 0, 64), .def = "-1",
+	    .off = SK(compress_threads), .sinks = SINK_A },
 };
 #define NDIRECTIVES	(sizeof(directives) / sizeof(directives[0]))
 
@@ -524,7 +528,7 @@ set_value(const struct directive *d, void *obj, const char *v, int isdef,
 			    fmt_value(d->type, d->max, hi, sizeof(hi)));
 			return msg;
 		}
-		/* int64_t confluent_id shares the representation. */
+		/* int64_t confluent_id, compress_threads share it. */
 		*(uint64_t *)field = (uint64_t)n;
 		return NULL;
 	}

@@ -49,6 +49,9 @@ struct conf_sink {
 	uint64_t		 roll_interval_ms;
 	uint64_t		 roll_count;	/* events per file, 0 = no limit */
 	char			*codec;		/* null, deflate, snappy */
+	uint64_t		 deflate_level;	/* 1..9 */
+	int64_t			 compress_threads; /* -1: online CPUs, up
+						      to 8; 0, 1: none */
 };
 
 struct conf_stream {

@@ -10,12 +10,25 @@
  * blocks written, fsync, rename to DIR/STREAM.FIRST-LAST.avro (20-digit
  * zero-padded seqs), fsync of DIR.  Only then may the stream's next file
  * be created.  The header carries the schema text as configured (avro-c's
- * own rendering drops logicalType, doc and default): avro-c writes its
- * header, whose last 16 bytes, the sync marker, are kept and the header is
- * rewritten with our text before any block.  Blocks are flushed by us,
- * before one would overflow avro-c's datum buffer, so that the size of the
- * file is known (fstat) after each one; an event larger than the buffer
- * rolls the file and starts one whose buffer fits it.
+ * own rendering drops logicalType, doc and default).
+ *
+ * Blocks.  An event, encoded by avroenc_value(), goes into the file's
+ * current block, which is sealed before an event would overflow it (64
+ * KiB; an event larger than that rolls the file and starts one whose
+ * blocks fit it).  With codec null or deflate we write the blocks
+ * (avroblk.c), and the events into them through one avro-c memory writer
+ * (avroenc_binary() would allocate one an event: 10% of the drain's CPU
+ * with codec null).  A sealed block is deflated, at deflate_level, by a
+ * pool of compress_threads threads (with fewer than 2, at once, here);
+ * the blocks of all files are written, by the drain thread only, in the
+ * order they were sealed, so a file's blocks land in order; at most 2 x
+ * compress_threads wait.  A block not yet written counts against
+ * roll_size at the most it can take, and near roll_size the file's blocks
+ * are waited for.  With snappy avro-c's file writer writes the blocks: its
+ * header is rewritten with our schema text, keeping its sync marker,
+ * before any block, and each block is flushed by us before it would
+ * overflow avro-c's buffer, so that the size of the file is known (fstat)
+ * after each one.
  *
  * Exactly once.
  * 1. A stream's published files hold, without overlap, a prefix of its
@@ -38,13 +51,16 @@
  * The same skip, against the last seq of the open file, makes a REWIND
  * harmless for the streams whose files are intact.
  *
- * Errors.  A failed write, flush or fsync leaves a file whose content is
- * unknown: it is discarded (deleted), send() refuses with SINK_FULL until
+ * Errors.  A failed write, flush, fsync or compression (out of memory)
+ * leaves a file whose content is unknown: it is discarded (deleted, its
+ * blocks still in the pool dropped), send() refuses with SINK_FULL until
  * poll() has returned SINK_REWIND, and the loop resends from its cursor,
- * which is below the discarded file's first event by 3.  A failure to
- * create a file loses nothing (the event is not taken): SINK_DOWN.
- * An event that does not fit its stream's schema is reported through
- * dead() at the next poll(), before delivered passes it.
+ * which is below the discarded file's first event by 3.  The failure of a
+ * block may come to light while another stream's event is sent: that send
+ * fails too, untaken.  A failure to create a file loses nothing (the
+ * event is not taken): SINK_DOWN.  An event that does not fit its
+ * stream's schema is reported through dead() at the next poll(), before
+ * delivered passes it.
  * Operators: moving the cursor back replays nothing into files that
  * already hold those events; move those files out of DIR first.
  */
@@ -63,14 +79,13 @@
 
 #include <avro.h>
 
+#include "avroblk.h"
 #include "avroenc.h"
 #include "conf.h"
 #include "daemon.h"
 #include "sink.h"
 #include "spool.h"
 
-#define BLOCK_MIN	(64 * 1024)	/* avro-c datum buffer of a file */
-#define BLOCK_OVERHEAD	36		/* count, size, sync marker */
 #define SEQ_DIGITS	20
 #define TMP_SUFFIX	".avro.tmp"
 #define NAME_MAX_LEN	(SPOOL_STREAM_MAX + 2 * SEQ_DIGITS + 16)
@@ -79,13 +94,19 @@
 _Static_assert(AVROENC_ERRMAX <= SINK_ERRMAX, "error buffers");
 
 struct file {
-	avro_file_writer_t	 w;
-	FILE			*fp;
+	avro_file_writer_t	 w;		/* snappy: avro-c's writer */
+	FILE			*fp;		/* snappy: avro-c writes here */
 	int			 fd;
 	char			 tmp[NAME_MAX_LEN];	/* in dir */
-	size_t			 block_cap;	/* of avro-c's datum buffer */
+	unsigned char		 sync[AVROBLK_SYNC];
+	struct avroblk		*cur;		/* null, deflate: the block
+						   being filled */
+	size_t			 block_cap;
 	size_t			 pending;	/* bytes in the current block */
 	uint64_t		 disk;		/* bytes written to the file */
+	uint64_t		 queued;	/* the most the sealed blocks
+						   not yet written can take */
+	uint64_t		 ticket;	/* of its last sealed block */
 	uint64_t		 first, last, count;
 	uint64_t		 born_ms;	/* monotonic, first event */
 };
@@ -103,20 +124,23 @@ struct dead {
 };
 
 struct sink_avro {
-	char		*dir;
-	int		 dirfd;
-	char		*codec;
-	uint64_t	 roll_size, roll_ms, roll_count;
-	struct avroenc	*ae;
-	struct stream	*st;
-	size_t		 nst;
-	uint64_t	 sent;		/* highest seq taken or skipped */
-	uint64_t	 delivered;	/* as last reported */
-	uint64_t	 unsynced;	/* lowest FIRST renamed while the dir
-					   is not fsynced, or NONE */
-	int		 rewind;	/* a file was discarded */
-	struct dead	*dead;
-	size_t		 ndead;
+	char			*dir;
+	int			 dirfd;
+	char			*codec;
+	struct avroblk_queue	*q;	/* null, deflate; NULL for snappy */
+	uint64_t		 roll_size, roll_ms, roll_count;
+	struct avroenc		*ae;
+	avro_writer_t		 wr;	/* null, deflate: into a block */
+	struct stream		*st;
+	size_t			 nst;
+	uint64_t		 sent;	/* highest seq taken or skipped */
+	uint64_t		 delivered;	/* as last reported */
+	uint64_t		 unsynced;	/* lowest FIRST renamed while
+						   the dir is not fsynced, or
+						   NONE */
+	int			 rewind;	/* a file was discarded */
+	struct dead		*dead;
+	size_t			 ndead;
 };
 
 static int
@@ -173,28 +197,6 @@ stream_get(struct sink_avro *s, const char *name, size_t len)
 	return st;
 }
 
-/* Appends Avro's zigzag varint of N to P; returns the end. */
-static unsigned char *
-put_long(unsigned char *p, int64_t n)
-{
-	uint64_t	z = ((uint64_t)n << 1) ^ (uint64_t)(n >> 63);
-
-	while (z > 0x7f) {
-		*p++ = (unsigned char)(z & 0x7f) | 0x80;
-		z >>= 7;
-	}
-	*p++ = (unsigned char)z;
-	return p;
-}
-
-static unsigned char *
-put_bytes(unsigned char *p, const void *b, size_t len)
-{
-	p = put_long(p, (int64_t)len);
-	memcpy(p, b, len);
-	return p + len;
-}
-
 static int
 write_all(int fd, const unsigned char *p, size_t len)
 {
@@ -212,48 +214,90 @@ write_all(int fd, const unsigned char *p, size_t len)
 	return 0;
 }
 
+/* The most LEN bytes of objects can take in the file as a block. */
+static uint64_t
+block_bound(struct sink_avro *s, size_t len)
+{
+	if (s->q != NULL)
+		return avroblk_bound(s->q, len);
+	/* Snappy: its MaxCompressedLength, the CRC32, count, size, sync. */
+	return 32 + len + len / 6 + 4 + 20 + AVROBLK_SYNC;
+}
+
 /*
- * Replaces the header avro-c wrote (and F->fp flushed) with one carrying
- * the schema TEXT, keeping avro-c's sync marker (its last 16 bytes).
- * The fd is O_APPEND: after the truncation every write lands at the end.
+ * Writes F's header: the schema TEXT and F's sync marker.  It truncates
+ * first, for with snappy avro-c wrote a header of its own (and F->fp
+ * flushed it).  The fd is O_APPEND: after the truncation every write
+ * lands at the end.
  */
 static int
-rewrite_header(struct sink_avro *s, struct file *f, const char *text,
+write_header(struct sink_avro *s, struct file *f, const char *text,
     size_t tlen)
 {
-	unsigned char	 sync[16], *h, *p;
-	struct stat	 sb;
+	unsigned char	*h;
+	size_t		 len;
 	int		 rc = -1;
 
-	errno = 0;
-	if (fstat(f->fd, &sb) == -1 || sb.st_size < 4 + 16 ||
-	    pread(f->fd, sync, 4, 0) != 4 || memcmp(sync, "Obj\1", 4) != 0 ||
-	    pread(f->fd, sync, 16, sb.st_size - 16) != 16) {
-		if (errno == 0)
-			errno = EIO;
+	if ((h = avroblk_header(s->codec, text, tlen, f->sync, &len)) == NULL)
 		return -1;
-	}
-	if ((h = malloc(tlen + strlen(s->codec) + 128)) == NULL)
-		return -1;
-	memcpy(h, "Obj\1", 4);
-	p = put_long(h + 4, 2);
-	p = put_bytes(p, "avro.codec", 10);
-	p = put_bytes(p, s->codec, strlen(s->codec));
-	p = put_bytes(p, "avro.schema", 11);
-	p = put_bytes(p, text, tlen);
-	p = put_long(p, 0);
-	memcpy(p, sync, 16);
-	p += 16;
-	if (ftruncate(f->fd, 0) == 0 && write_all(f->fd, h, (size_t)(p - h))
-	    == 0) {
-		f->disk = (uint64_t)(p - h);
+	if (ftruncate(f->fd, 0) == 0 && write_all(f->fd, h, len) == 0) {
+		f->disk = len;
 		rc = 0;
 	}
 	free(h);
 	return rc;
 }
 
-/* Closes F without publishing it: what it holds goes to /dev/null. */
+/* Snappy: F takes the sync marker of avro-c's header, its last 16 bytes. */
+static int
+avroc_sync(struct file *f)
+{
+	unsigned char	magic[4];
+	struct stat	sb;
+
+	errno = 0;
+	if (fstat(f->fd, &sb) == -1 || sb.st_size < 4 + AVROBLK_SYNC ||
+	    pread(f->fd, magic, 4, 0) != 4 || memcmp(magic, "Obj\1", 4) != 0 ||
+	    pread(f->fd, f->sync, AVROBLK_SYNC, sb.st_size - AVROBLK_SYNC) !=
+	    AVROBLK_SYNC) {
+		if (errno == 0)
+			errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* Closes F's descriptor (and avro-c's writer); -1 with errno on failure. */
+static int
+file_close(struct file *f)
+{
+	int	rc = 0;
+
+	if (f->w != NULL) {
+		avro_file_writer_close(f->w);
+		f->w = NULL;
+	}
+	if (f->fp != NULL)
+		rc = fclose(f->fp);
+	else if (f->fd != -1)
+		rc = close(f->fd);
+	f->fp = NULL;
+	f->fd = -1;
+	return rc;
+}
+
+static void
+file_free(struct sink_avro *s, struct file *f)
+{
+	if (f->cur != NULL)
+		avroblk_put(s->q, f->cur);
+	free(f);
+}
+
+/*
+ * Closes F without publishing it: what it holds goes to /dev/null, and
+ * its blocks still in the pool are dropped once done.
+ */
 static void
 file_drop(struct sink_avro *s, struct file *f)
 {
@@ -266,14 +310,12 @@ file_drop(struct sink_avro *s, struct file *f)
 			close(nfd);
 		}
 		clearerr(f->fp);
-		avro_file_writer_close(f->w);
 	}
-	if (f->fp != NULL)
-		fclose(f->fp);
-	else if (f->fd != -1)
-		close(f->fd);
+	if (s->q != NULL)
+		avroblk_drop(s->q, f);
+	file_close(f);
 	unlinkat(s->dirfd, f->tmp, 0);
-	free(f);
+	file_free(s, f);
 }
 
 /* Discards ST's open file after an I/O error; poll() will ask a rewind. */
@@ -284,6 +326,74 @@ discard(struct sink_avro *s, struct stream *st)
 	st->f = NULL;
 	s->rewind = 1;
 	s->sent = s->delivered;
+}
+
+/* Appends B, from the queue, to its file; discards the file on failure. */
+static int
+block_write(struct sink_avro *s, struct avroblk *b, char *err)
+{
+	struct file		*f = b->owner;
+	const unsigned char	*p;
+	size_t			 len, i;
+	int			 rc;
+
+	if ((errno = avroblk_frame(s->q, b, f->sync, &p, &len)) != 0)
+		rc = sys_err(s, f->tmp, "deflate", err);
+	else if (write_all(f->fd, p, len) == -1)
+		rc = sys_err(s, f->tmp, "write", err);
+	else {
+		f->disk += len;
+		f->queued -= block_bound(s, b->len);
+		return SINK_OK;
+	}
+	for (i = 0; i < s->nst; i++)	/* F is the open file of one */
+		if (s->st[i].f == f)
+			discard(s, &s->st[i]);
+	return rc;
+}
+
+/*
+ * Writes the compressed blocks at the head of the queue, in the order
+ * they were sealed, waiting for those up to ticket UPTO.  A failing
+ * block's file is discarded and the others' blocks still written: returns
+ * SINK_OK or the first failure, which may be another stream's.
+ */
+static int
+reap(struct sink_avro *s, uint64_t upto, char *err)
+{
+	struct avroblk	*b;
+	char		 other[SINK_ERRMAX];
+	int		 rc = SINK_OK;
+
+	if (s->q == NULL)
+		return SINK_OK;
+	while ((b = avroblk_next(s->q, upto)) != NULL) {
+		if (b->owner != NULL && block_write(s, b, rc == SINK_OK ? err :
+		    other) != SINK_OK)
+			rc = SINK_DOWN;
+		avroblk_put(s->q, b);
+	}
+	return rc;
+}
+
+/* Snappy: avro-c's writer on F, whose sync marker F keeps. */
+static int
+avroc_open(struct sink_avro *s, struct stream *st, struct file *f,
+    char *err)
+{
+	if ((f->fp = fdopen(f->fd, "a")) == NULL)
+		return sys_err(s, f->tmp, "fdopen", err);
+	if (avro_file_writer_create_with_codec_fp(f->fp, f->tmp, 0,
+	    avroenc_schema(s->ae, st->name, st->len), &f->w, s->codec,
+	    f->block_cap) != 0) {
+		f->w = NULL;
+		snprintf(err, SINK_ERRMAX, "avro: %s/%s: %s", s->dir, f->tmp,
+		    avro_strerror());
+		return SINK_DOWN;
+	}
+	if (fflush(f->fp) != 0 || avroc_sync(f) == -1)
+		return sys_err(s, f->tmp, "writing the header", err);
+	return SINK_OK;
 }
 
 static int
@@ -309,19 +419,15 @@ file_open(struct sink_avro *s, struct stream *st, uint64_t first,
 		sys_err(s, f->tmp, "create", err);
 		goto fail;
 	}
-	if ((f->fp = fdopen(f->fd, "a")) == NULL) {
-		sys_err(s, f->tmp, "fdopen", err);
+	if (s->q == NULL) {
+		if (avroc_open(s, st, f, err) != SINK_OK)
+			goto fail;
+	} else if ((f->cur = avroblk_get(s->q, block)) == NULL) {
+		snprintf(err, SINK_ERRMAX, "avro: out of memory");
 		goto fail;
-	}
-	if (avro_file_writer_create_with_codec_fp(f->fp, f->tmp, 0,
-	    avroenc_schema(s->ae, st->name, st->len), &f->w, s->codec,
-	    block) != 0) {
-		f->w = NULL;
-		snprintf(err, SINK_ERRMAX, "avro: %s/%s: %s", s->dir, f->tmp,
-		    avro_strerror());
-		goto fail;
-	}
-	if (fflush(f->fp) != 0 || rewrite_header(s, f, text, tlen) == -1) {
+	} else
+		arc4random_buf(f->sync, sizeof(f->sync));
+	if (write_header(s, f, text, tlen) == -1) {
 		sys_err(s, f->tmp, "writing the header", err);
 		goto fail;
 	}
@@ -332,30 +438,61 @@ fail:
 	return SINK_DOWN;
 }
 
-/* Writes the pending block of F and learns the size of the file. */
+/* Snappy: has avro-c write its block, then learns the size of the file. */
 static int
-file_flush(struct sink_avro *s, struct file *f, char *err)
+avroc_flush(struct sink_avro *s, struct stream *st, char *err)
 {
-	struct stat	sb;
+	struct file	*f = st->f;
+	struct stat	 sb;
+	int		 rc;
 
 	errno = 0;
 	if (avro_file_writer_flush(f->w) != 0 || ferror(f->fp) ||
 	    fflush(f->fp) != 0) {
 		if (errno == 0)
 			errno = EIO;
-		return sys_err(s, f->tmp, "write", err);
+		rc = sys_err(s, f->tmp, "write", err);
+	} else if (fstat(f->fd, &sb) == -1)
+		rc = sys_err(s, f->tmp, "fstat", err);
+	else {
+		f->disk = (uint64_t)sb.st_size;
+		f->pending = 0;
+		return SINK_OK;
 	}
-	if (fstat(f->fd, &sb) == -1)
-		return sys_err(s, f->tmp, "fstat", err);
-	f->disk = (uint64_t)sb.st_size;
-	f->pending = 0;
-	return SINK_OK;
+	discard(s, st);
+	return rc;
 }
 
 /*
- * Publishes ST's open file: flush, fsync, rename, fsync of the directory.
- * A failure before the rename discards the file; after it, the file
- * stands and only the directory fsync is retried, by poll().
+ * Ends ST's current block: sealed, to be compressed and written in turn
+ * (with snappy, written now).  A failure discards the file that failed,
+ * ST's or, writing the blocks that are done, another stream's.
+ */
+static int
+file_seal(struct sink_avro *s, struct stream *st, char *err)
+{
+	struct file	*f = st->f;
+	struct avroblk	*b = f->cur;
+
+	if (s->q == NULL)
+		return avroc_flush(s, st, err);
+	if (b->count == 0)
+		return SINK_OK;
+	if ((f->cur = avroblk_get(s->q, f->block_cap)) == NULL) {
+		f->cur = b;	/* nothing lost: the event is not taken */
+		snprintf(err, SINK_ERRMAX, "avro: out of memory");
+		return SINK_DOWN;
+	}
+	f->queued += block_bound(s, b->len);
+	f->pending = 0;
+	f->ticket = avroblk_seal(s->q, b, f);
+	return reap(s, 0, err);
+}
+
+/*
+ * Publishes ST's open file: its blocks written, fsync, rename, fsync of
+ * the directory.  A failure before the rename discards the file; after
+ * it, the file stands and only the directory fsync is retried, by poll().
  */
 static int
 publish(struct sink_avro *s, struct stream *st, char *err)
@@ -364,18 +501,14 @@ publish(struct sink_avro *s, struct stream *st, char *err)
 	char		 name[NAME_MAX_LEN];
 	int		 rc;
 
-	if ((rc = file_flush(s, f, err)) != SINK_OK)
-		goto discard;
+	if ((rc = file_seal(s, st, err)) != SINK_OK ||
+	    (rc = reap(s, f->ticket, err)) != SINK_OK)
+		return rc;
 	if (fsync(f->fd) == -1) {
 		rc = sys_err(s, f->tmp, "fsync", err);
 		goto discard;
 	}
-	avro_file_writer_close(f->w);
-	f->w = NULL;
-	rc = fclose(f->fp);
-	f->fp = NULL;
-	f->fd = -1;
-	if (rc != 0) {
+	if (file_close(f) != 0) {
 		rc = sys_err(s, f->tmp, "close", err);
 		goto discard;
 	}
@@ -387,39 +520,54 @@ publish(struct sink_avro *s, struct stream *st, char *err)
 	}
 	st->published = f->last;
 	st->f = NULL;
+	rc = SINK_OK;
 	if (fsync(s->dirfd) == -1) {
 		if (f->first < s->unsynced)
 			s->unsynced = f->first;
-		free(f);
-		return sys_err(s, ".", "fsync", err);
+		rc = sys_err(s, ".", "fsync", err);
 	}
-	free(f);
-	return SINK_OK;
+	file_free(s, f);
+	return rc;
 discard:
 	discard(s, st);
 	return rc;
 }
+
+static void avro_close(void *);
 
 static void *
 avro_open(const struct conf *c, const struct conf_sink *cs, char *err)
 {
 	struct sink_avro	*s;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL ||
-	    (s->dir = strdup(cs->dir)) == NULL ||
-	    (s->codec = strdup(cs->codec != NULL ? cs->codec : "deflate")) ==
-	    NULL) {
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		snprintf(err, SINK_ERRMAX, "avro: out of memory");
-		goto fail;
+		return NULL;
 	}
 	s->dirfd = -1;
 	s->unsynced = NONE;
+	if ((s->dir = strdup(cs->dir)) == NULL ||
+	    (s->codec = strdup(cs->codec != NULL ? cs->codec : "deflate")) ==
+	    NULL || (s->wr = avro_writer_memory("", 0)) == NULL) {
+		snprintf(err, SINK_ERRMAX, "avro: out of memory");
+		goto fail;
+	}
 	if (strcmp(s->codec, "lzma") == 0) {
 		/* avro-c's "lzma" is not the spec's "xz": Java, Python refuse. */
 		snprintf(err, SINK_ERRMAX, "avro: codec lzma: avro-c's lzma "
 		    "files are readable only by avro-c; use deflate or snappy");
 		goto fail;
 	}
+	if (strcmp(s->codec, "null") != 0 && strcmp(s->codec, "deflate") != 0
+	    && strcmp(s->codec, "snappy") != 0) {
+		snprintf(err, SINK_ERRMAX, "avro: codec %s: use null, deflate "
+		    "or snappy", s->codec);
+		goto fail;
+	}
+	if (strcmp(s->codec, "snappy") != 0 && (s->q = avroblk_queue_new(
+	    strcmp(s->codec, "deflate") == 0, (int)cs->deflate_level,
+	    (long)cs->compress_threads, err)) == NULL)
+		goto fail;
 	s->roll_size = cs->roll_size;
 	s->roll_ms = cs->roll_interval_ms;
 	s->roll_count = cs->roll_count;
@@ -438,12 +586,7 @@ avro_open(const struct conf *c, const struct conf_sink *cs, char *err)
 	}
 	return s;
 fail:
-	if (s != NULL) {
-		avroenc_free(s->ae);
-		free(s->codec);
-		free(s->dir);
-		free(s);
-	}
+	avro_close(s);
 	return NULL;
 }
 
@@ -514,16 +657,26 @@ avro_recover(void *sink, uint64_t cursor, char *err)
 	return SINK_OK;
 }
 
-/* Why F must be published before it takes an event of SIZE, or NULL. */
+/* The size F would reach if it took an event of SIZE bytes. */
+static uint64_t
+size_with(struct sink_avro *s, const struct file *f, size_t size)
+{
+	if (f->pending + size <= f->block_cap)
+		return f->disk + f->queued + block_bound(s, f->pending + size);
+	/* The current block is sealed first: SIZE starts the next one. */
+	return f->disk + f->queued + block_bound(s, f->pending) +
+	    block_bound(s, size);
+}
+
+/* Whether F must be published before it takes an event of SIZE. */
 static int
-roll_due(const struct sink_avro *s, const struct file *f, size_t size,
+roll_due(struct sink_avro *s, const struct file *f, size_t size,
     uint64_t now)
 {
 	if (f->count == 0)
 		return 0;
 	return (s->roll_count > 0 && f->count >= s->roll_count) ||
-	    size > f->block_cap ||
-	    f->disk + f->pending + size + BLOCK_OVERHEAD > s->roll_size ||
+	    size > f->block_cap || size_with(s, f, size) > s->roll_size ||
 	    now - f->born_ms >= s->roll_ms;
 }
 
@@ -534,21 +687,35 @@ append(struct sink_avro *s, struct stream *st, uint64_t seq,
 {
 	uint64_t	 now = clock_mono_ms();
 	struct file	*f;
+	struct avroblk	*b;
 	int		 rc;
 
+	/* Near roll_size, learn what the blocks in flight take on disk. */
+	if (st->f != NULL && st->f->queued > 0 &&
+	    size_with(s, st->f, size) > s->roll_size &&
+	    (rc = reap(s, st->f->ticket, err)) != SINK_OK)
+		return rc;
 	if (st->f != NULL && roll_due(s, st->f, size, now) &&
 	    (rc = publish(s, st, err)) != SINK_OK)
 		return rc;
-	if (st->f == NULL && (rc = file_open(s, st, seq, size > BLOCK_MIN ?
-	    size : BLOCK_MIN, err)) != SINK_OK)
+	if (st->f == NULL && (rc = file_open(s, st, seq, size > AVROBLK_MIN ?
+	    size : AVROBLK_MIN, err)) != SINK_OK)
+		return rc;
+	if (st->f->pending + size > st->f->block_cap &&
+	    (rc = file_seal(s, st, err)) != SINK_OK)
 		return rc;
 	f = st->f;
-	if (f->pending + size > f->block_cap &&
-	    (rc = file_flush(s, f, err)) != SINK_OK) {
-		discard(s, st);
-		return rc;
-	}
-	if (avro_file_writer_append_value(f->w, v) != 0) {
+	if ((b = f->cur) != NULL) {
+		/* One writer, aimed at the block: no copy, no allocation. */
+		avro_writer_memory_set_dest(s->wr, (char *)b->data + b->len,
+		    (int64_t)size);
+		if (avro_value_write(s->wr, v) != 0) {
+			snprintf(err, SINK_ERRMAX, "avro: %s", avro_strerror());
+			return SINK_DOWN;	/* not taken, block intact */
+		}
+		b->len += size;
+		b->count++;
+	} else if (avro_file_writer_append_value(f->w, v) != 0) {
 		snprintf(err, SINK_ERRMAX, "avro: %s/%s: %s", s->dir, f->tmp,
 		    avro_strerror());
 		discard(s, st);
@@ -691,7 +858,9 @@ avro_poll(void *sink, int timeout_ms, uint64_t *delivered, sink_dead_fn dead,
 	}
 	if (timeout_ms > 0)
 		wait_due(s, timeout_ms);
-	if ((rc = dir_sync(s, err)) == SINK_OK)
+	/* Blocks compressed meanwhile are written (a failure: rewind next). */
+	if ((rc = reap(s, 0, err)) == SINK_OK &&
+	    (rc = dir_sync(s, err)) == SINK_OK)
 		rc = publish_due(s, clock_mono_ms(), 0, err);
 	watermark(s, delivered);
 	return rc;
@@ -721,6 +890,7 @@ avro_close(void *sink)
 	for (size_t i = 0; i < s->nst; i++)
 		if (s->st[i].f != NULL)
 			file_drop(s, s->st[i].f);
+	avroblk_queue_free(s->q);
 	for (size_t i = 0; i < s->ndead; i++)
 		free(s->dead[i].reason);
 	free(s->dead);
@@ -728,6 +898,8 @@ avro_close(void *sink)
 	if (s->dirfd != -1)
 		close(s->dirfd);
 	avroenc_free(s->ae);
+	if (s->wr != NULL)
+		avro_writer_free(s->wr);
 	free(s->codec);
 	free(s->dir);
 	free(s);

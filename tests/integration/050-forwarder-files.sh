@@ -3,7 +3,9 @@
 # container files, exactly once, also when it is killed with SIGKILL at
 # random moments under load.  Files are read back with Debian's python3-avro
 # (Apache's implementation, no code shared with ferry) and avro-bin's
-# avrocat.  Also: trim after delivery, retain, clean shutdown.
+# avrocat.  Also: trim after delivery, retain, clean shutdown, and each
+# codec (null, deflate at levels 1 and 9, snappy) with and without
+# compressor threads, rolled by size, count and interval.
 T=${FERRY_TESTS_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$T/lib.sh"
 . "$T/agent-lib.sh"
@@ -57,7 +59,7 @@ PY
 agent_conf "$TMP/a.conf" "[spool]" "max_size = 128MiB" \
     "[dedup]" "json_key = id" \
     "[sink.files]" "type = avro-files" "dir = $AV" "roll_count = 100" \
-    "roll_interval = 1s" "codec = deflate"
+    "roll_interval = 1s" "codec = deflate" "compress_threads = 2"
 ok "agent starts" agent_start || { done_testing; exit 1; }
 fwd_start
 
@@ -132,6 +134,102 @@ is "every acknowledged key is in the files exactly once" \
 fwd_stop
 is "forwarder exits 0" "$FWD_RC" 0
 ok "ferry-spool check passes" "$FS" -c "$CONF" check
+
+# --- each codec, with and without compressor threads ------------------------
+# Checks the files of DIR against the events of SENT (NDJSON): prints "ok"
+# or what is wrong.  Every record is an event sent, each once, in seq
+# order, its body intact; the header names CODEC; names tell the seqs;
+# no file is larger than MAX bytes (0: no limit); avrocat agrees.
+check_files() {
+	$PY - "$@" <<'PY'
+import glob, json, os, subprocess, sys
+from avro.datafile import DataFileReader
+from avro.io import DatumReader
+d, codec, mx, sent = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+want = {}
+for line in open(sent):
+    ev = json.loads(line)
+    want[ev["id"]] = ev
+got, seqs, bad = {}, set(), []
+for f in sorted(glob.glob(d + "/*.avro")):
+    name = os.path.basename(f)
+    first, last = (int(x) for x in name.split(".")[1].split("-"))
+    with DataFileReader(open(f, "rb"), DatumReader()) as r:
+        if r.get_meta("avro.codec").decode() != codec:
+            bad.append(name + ": codec " + r.get_meta("avro.codec").decode())
+        recs = list(r)
+    s = [rec["seq"] for rec in recs]
+    if s != sorted(s) or s[0] != first or s[-1] != last:
+        bad.append(name + ": seqs %d..%d" % (s[0], s[-1]))
+    if mx and os.path.getsize(f) > mx:
+        bad.append(name + ": %d bytes" % os.path.getsize(f))
+    cat = subprocess.run(["avrocat", f], capture_output=True, text=True)
+    if cat.returncode != 0 or cat.stdout.count("\n") != len(recs):
+        bad.append(name + ": avrocat " + cat.stderr[:80])
+    for rec in recs:
+        ev = json.loads(rec["body"].decode())
+        if rec["seq"] in seqs or ev["id"] in got:
+            bad.append("twice: %d %s" % (rec["seq"], ev["id"]))
+        seqs.add(rec["seq"])
+        got[ev["id"]] = ev
+if got != want:
+    bad.append("%d of %d events, %d differ" % (len(got), len(want),
+        sum(1 for k in want if got.get(k) != want[k])))
+print("ok" if not bad else "; ".join(bad[:5]))
+PY
+}
+# codec_run NAME PAUSE KEY...: [sink.files] with KEY... into
+# $TMP/avro-NAME; posts 2000 events in 4 requests, PAUSE seconds between
+# the 2nd and the 3rd, and waits until they are delivered, the last file
+# published by roll_interval.  Leaves the forwarder stopped.
+codec_run() {
+	_name=$1 _pause=$2; shift 2
+	agent_stop
+	agent_conf "$TMP/a.conf" "[spool]" "max_size = 128MiB" \
+	    "[dedup]" "json_key = id" "[sink.files]" "type = avro-files" \
+	    "dir = $TMP/avro-$_name" "$@"
+	agent_start
+	fwd_start
+	$PY -c "
+import json, random
+r = random.Random('$_name')
+for i in range(2000):
+    pad = ''.join(r.choice('abcdef ') for _ in range(r.randrange(400)))
+    print(json.dumps({'id': 'c-$_name-%d' % i,
+                      'page': '/p/%d' % r.randrange(99), 'pad': pad}))
+" >"$TMP/sent.$_name"
+	for b in 1 2 3 4; do
+		sed -n "$((b * 500 - 499)),$((b * 500))p" "$TMP/sent.$_name" \
+		    >"$TMP/batch"
+		post t application/x-ndjson "@$TMP/batch" >/dev/null
+		[ $b = 2 ] && sleep "$_pause"
+	done
+	ok "$_name: delivered" wait_drained 30
+	fwd_stop
+	is "$_name: forwarder exits 0" "$FWD_RC" 0
+}
+nfiles() { ls "$TMP/avro-$1" | grep -c '\.avro$'; }
+codec_run null 0 "codec = null" "roll_count = 300" "compress_threads = 0" \
+    "roll_interval = 3s"
+is "null: every event once, intact, in order" \
+    "$(check_files "$TMP/avro-null" null 0 "$TMP/sent.null")" ok
+is "null: rolled by count" "$(nfiles null)" 7
+codec_run deflate9 0 "codec = deflate" "deflate_level = 9" \
+    "compress_threads = 2" "roll_size = 64KiB" "roll_interval = 3s"
+is "deflate level 9, 2 threads: every event once, intact, in order" \
+    "$(check_files "$TMP/avro-deflate9" deflate 65536 "$TMP/sent.deflate9")" ok
+like "deflate level 9: rolled by size" "$(nfiles deflate9)" \
+    '^([4-9]|[1-9][0-9])$'
+codec_run deflate1 1.5 "codec = deflate" "compress_threads = 0" \
+    "roll_interval = 1s"
+is "deflate level 1, no thread: every event once, intact, in order" \
+    "$(check_files "$TMP/avro-deflate1" deflate 0 "$TMP/sent.deflate1")" ok
+like "deflate level 1: rolled by interval" "$(nfiles deflate1)" '^[2-9]$'
+codec_run snappy 0 "codec = snappy" "roll_count = 700" \
+    "compress_threads = 4" "roll_interval = 3s"
+is "snappy: every event once, intact, in order" \
+    "$(check_files "$TMP/avro-snappy" snappy 0 "$TMP/sent.snappy")" ok
+is "snappy: rolled by count" "$(nfiles snappy)" 3
 
 # --- retain keeps delivered events for replay ---------------------------------
 agent_stop

@@ -666,6 +666,8 @@ test_sinks(void **state)
 	assert_int_equal(c->sinks[0].roll_interval_ms, 300000);
 	assert_int_equal(c->sinks[0].roll_count, 0);
 	assert_string_equal(c->sinks[0].codec, "deflate");
+	assert_int_equal(c->sinks[0].deflate_level, 1);
+	assert_int_equal(c->sinks[0].compress_threads, -1);
 	assert_int_equal(c->sinks[1].key, CONF_KEY_NONE);
 	assert_int_equal(c->sinks[1].format, CONF_FMT_AVRO);
 	conf_free(c);
@@ -719,6 +721,35 @@ test_sink_values(void **state)
 	    "\nconfluent_id = 2147483647\n");
 	assert_int_equal(c->sinks[0].confluent_id, 2147483647);
 	conf_free(c);
+	c = load_ok("[sink.a]\ntype = avro-files\ndir = /a\n"
+	    "deflate_level = 1\ncompress_threads = 0\n"
+	    "[sink.b]\ntype = avro-files\ndir = /b\n"
+	    "deflate_level = 9\ncompress_threads = 64\n");
+	assert_int_equal(c->sinks[0].deflate_level, 1);
+	assert_int_equal(c->sinks[0].compress_threads, 0);
+	assert_int_equal(c->sinks[1].deflate_level, 9);
+	assert_int_equal(c->sinks[1].compress_threads, 64);
+	conf_free(c);
+	FAIL("[sink.a]\ntype = avro-files\ndir = /a\ndeflate_level = 0\n",
+	    ":4: [sink.a] deflate_level: '0' is out of range (1..9)\n");
+	FAIL("[sink.a]\ntype = avro-files\ndir = /a\ndeflate_level = 10\n",
+	    ":4: [sink.a] deflate_level: '10' is out of range (1..9)\n");
+	FAIL("[sink.a]\ntype = avro-files\ndir = /a\ndeflate_level = x\n",
+	    ":4: [sink.a] deflate_level: 'x' is not a whole number\n");
+	FAIL("[sink.a]\ntype = avro-files\ndir = /a\n"
+	    "compress_threads = 65\n",
+	    ":4: [sink.a] compress_threads: '65' is out of range (0..64)\n");
+	FAIL("[sink.a]\ntype = avro-files\ndir = /a\n"
+	    "compress_threads = -1\n",
+	    ":4: [sink.a] compress_threads: '-1' is out of range (0..64)\n");
+	FAIL("[sink.a]\ntype = avro-files\ndir = /a\n"
+	    "compress_threads = x\n",
+	    ":4: [sink.a] compress_threads: 'x' is not a whole number\n");
+	FAIL("[sink.k]\ntype = kafka\nbrokers = b\ndeflate_level = 9\n"
+	    "compress_threads = 2\n",
+	    ":4: [sink.k] deflate_level: applies only to type = avro-files\n",
+	    ":5: [sink.k] compress_threads: applies only to type = "
+	    "avro-files\n");
 }
 
 static void

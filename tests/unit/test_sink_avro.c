@@ -7,12 +7,14 @@
  * python3-snappy for the snappy case) for the records, codec and header
  * schema, and avro-bin's avrocat (avro-c) for the record count.  Write
  * failures are injected with RLIMIT_FSIZE (EFBIG past a size, root or
- * not).
+ * not).  Each codec is run with and without compressor threads, over
+ * enough events for many blocks to be in flight at once.
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -100,6 +102,8 @@ mk(const char *codec, uint64_t roll_size, uint64_t roll_ms,
 	t->cs.roll_size = roll_size;
 	t->cs.roll_interval_ms = roll_ms;
 	t->cs.roll_count = roll_count;
+	t->cs.deflate_level = 1;	/* the defaults of conf.c */
+	t->cs.compress_threads = -1;
 	return t;
 }
 
@@ -441,6 +445,212 @@ test_roll_size_snappy(void **state)
 	roll_size_case("snappy");
 }
 
+/*
+ * The body of event SEQ, LEN bytes: words and numbers, which deflate
+ * shrinks about 3x as it does real events, or with NOISE random letters.
+ */
+static void
+body_of(uint64_t seq, char *buf, size_t len, int noise)
+{
+	static const char *const words[] = { "click ", "view ", "/cart ",
+	    "shoe ", "lamp ", "/products/", "\"user\": ", "\"id\": " };
+	uint64_t	x = seq;
+	size_t		n = 0;
+	int		w;
+
+	while (n < len) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		if (noise) {
+			buf[n++] = (char)('a' + (x >> 33) % 26);
+			continue;
+		}
+		w = snprintf(buf + n, len + 1 - n, "%s%u ",
+		    words[(x >> 33) % 8], (unsigned)(x >> 40) % 1000);
+		n += (size_t)w;
+	}
+	buf[len] = '\0';
+}
+
+static const char *
+stream_of(uint64_t seq)
+{
+	return seq % 7 < 4 ? "a" : "b";
+}
+
+static void
+hex_of(const unsigned char *p, size_t len, char *out)
+{
+	for (size_t i = 0; i < len; i++)
+		snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+/* Checks the records of FILE, of stream a or b, against their events. */
+static void
+check_file(json_t *file, unsigned char *seen, uint64_t nev)
+{
+	const char	*name;
+	json_t		*recs = json_object_get(file, "records"), *r;
+	char		 body[600], want[2 + 1200 + 1];
+	unsigned char	 id[16];
+	uint64_t	 first, last, seq, prev = 0;
+	size_t		 k;
+
+	name = json_string_value(json_object_get(file, "file"));
+	assert_int_equal(sscanf(name + 2, "%20" SCNu64 "-%20" SCNu64, &first,
+	    &last), 2);
+	json_array_foreach(recs, k, r) {
+		seq = (uint64_t)json_integer_value(json_object_get(r, "seq"));
+		if (seq < 1 || seq > nev || seen[seq] || seq <= prev)
+			fail_msg("%s: seq %llu out of place", name,
+			    (unsigned long long)seq);
+		seen[seq] = 1;
+		prev = seq;
+		assert_string_equal(json_string_value(json_object_get(r,
+		    "stream")), stream_of(seq));
+		assert_int_equal(name[0], stream_of(seq)[0]);
+		memset(id, (int)seq, sizeof(id));
+		hex_of(id, sizeof(id), want);
+		assert_string_equal(json_string_value(json_object_get(r, "id")),
+		    want);
+		body_of(seq, body, 200 + seq % 300, 0);
+		memcpy(want, "b:", 2);
+		hex_of((unsigned char *)body, strlen(body), want + 2);
+		assert_string_equal(json_string_value(json_object_get(r,
+		    "body")), want);
+	}
+	/* The name tells the range the file holds. */
+	assert_true(json_array_size(recs) > 0);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(
+	    recs, 0), "seq")), first);
+	assert_int_equal(prev, last);
+}
+
+#define NEV	4000
+
+/*
+ * NEV events of two streams, in runs, through CODEC at LEVEL with THREADS
+ * compressor threads, each file rolled at 1500 events (several blocks):
+ * every record read back must be its event, every event in exactly one
+ * file.  Returns the size of the files, headers left out.
+ */
+static uint64_t
+codec_case(const char *codec, int level, int threads)
+{
+	struct t	*t = mk(codec, 1 << 30, 3600000, 1500);
+	char		 body[600], path[PATH_MAX + 64];
+	unsigned char	*seen;
+	json_t		*j, *file;
+	struct stat	 sb;
+	uint64_t	 seq, bytes = 0;
+	size_t		 i;
+
+	t->cs.deflate_level = (uint64_t)level;
+	t->cs.compress_threads = threads;
+	sink_open(t, 0);
+	for (seq = 1; seq <= NEV; seq++) {
+		body_of(seq, body, 200 + seq % 300, 0);
+		send_ok(t, seq, stream_of(seq), body);
+		if (seq % 500 == 0)	/* blocks are in flight: poll writes */
+			poll_ok(t, 0);
+	}
+	assert_int_equal(flush_ok(t), NEV);
+	j = read_all(t);
+	assert_int_equal(json_array_size(j), 4);
+	assert_non_null(seen = calloc(NEV + 1, 1));
+	json_array_foreach(j, i, file) {
+		assert_string_equal(json_string_value(json_object_get(file,
+		    "codec")), codec);
+		check_file(file, seen, NEV);
+		snprintf(path, sizeof(path), "%s/%s", t->dir,
+		    json_string_value(json_object_get(file, "file")));
+		assert_int_equal(stat(path, &sb), 0);
+		bytes += (uint64_t)sb.st_size;
+	}
+	for (seq = 1; seq <= NEV; seq++)
+		if (!seen[seq])
+			fail_msg("seq %llu is in no file",
+			    (unsigned long long)seq);
+	free(seen);
+	json_decref(j);
+	done(t);
+	return bytes;
+}
+
+static void
+test_codec_null(void **state)
+{
+	(void)state;
+	codec_case("null", 1, -1);
+}
+
+static void
+test_codec_deflate(void **state)
+{
+	uint64_t	one, pool, nine;
+
+	(void)state;
+	one = codec_case("deflate", 1, 0);
+	pool = codec_case("deflate", 1, 3);
+	nine = codec_case("deflate", 9, 2);
+	/* The same blocks deflated by the pool: the same bytes. */
+	assert_int_equal(pool, one);
+	/* deflate_level is applied: 9 compresses better than 1. */
+	if (nine >= one)
+		fail_msg("level 9: %llu bytes, level 1: %llu",
+		    (unsigned long long)nine, (unsigned long long)one);
+}
+
+static void
+test_codec_snappy(void **state)
+{
+	(void)state;
+	codec_case("snappy", 1, -1);
+}
+
+/*
+ * Blocks in flight count against roll_size: no file past it, and none
+ * rolled early for them either.  At level 9 the drain outruns the
+ * threads: blocks wait in the queue.
+ */
+static void
+test_roll_size_pool(void **state)
+{
+	struct t	*t = mk("deflate", 256 * 1024, 3600000, 0);
+	char		 body[501], path[PATH_MAX + 64];
+	json_t		*j, *file, *r;
+	struct stat	 sb;
+	uint64_t	 seq, next = 1;
+	size_t		 i, k;
+
+	(void)state;
+	t->cs.deflate_level = 9;
+	t->cs.compress_threads = 2;
+	sink_open(t, 0);
+	for (seq = 1; seq <= 8000; seq++) {
+		body_of(seq, body, 200 + seq % 300, 0);
+		send_ok(t, seq, "s", body);
+	}
+	assert_int_equal(flush_ok(t), 8000);
+	j = read_all(t);
+	assert_true(json_array_size(j) >= 3);
+	json_array_foreach(j, i, file) {
+		snprintf(path, sizeof(path), "%s/%s", t->dir,
+		    json_string_value(json_object_get(file, "file")));
+		assert_int_equal(stat(path, &sb), 0);
+		/* Full but for the last block, whose raw size it kept free. */
+		if (sb.st_size > 256 * 1024 || (i + 1 < json_array_size(j) &&
+		    sb.st_size < 192 * 1024))
+			fail_msg("%s: %lld bytes", path,
+			    (long long)sb.st_size);
+		json_array_foreach(json_object_get(file, "records"), k, r)
+			assert_int_equal(json_integer_value(json_object_get(r,
+			    "seq")), next++);
+	}
+	assert_int_equal(next, 8001);
+	json_decref(j);
+	done(t);
+}
+
 static void
 test_lzma_refused(void **state)
 {
@@ -450,6 +660,9 @@ test_lzma_refused(void **state)
 	(void)state;
 	assert_null(sink_avro_ops.open(&t->conf, &t->cs, err));
 	assert_non_null(strstr(err, "codec lzma"));
+	t->cs.codec = "zstd";
+	assert_null(sink_avro_ops.open(&t->conf, &t->cs, err));
+	assert_non_null(strstr(err, "codec zstd: use null, deflate or snappy"));
 	done(t);
 }
 
@@ -683,30 +896,36 @@ set_fsize(rlim_t lim)
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
 }
 
+/*
+ * A write fails past RLIMIT_FSIZE: the file is discarded, the sink asks a
+ * rewind, and the events resent from the cursor make whole files.  With
+ * THREADS compressor threads the failure surfaces when the block is
+ * written, some events later, while others are in flight.
+ */
 static void
-test_write_error_rewind(void **state)
+write_error_case(const char *codec, int threads)
 {
-	struct t	*t = mk("null", 1 << 24, 3600000, 0);
+	struct t	*t = mk(codec, 1 << 24, 3600000, 0);
 	char		 body[2001], want[4096];
 	json_t		*j;
 	uint64_t	 seq, failed = 0;
 	size_t		 n = 0;
 	int		 rc;
 
-	(void)state;
-	memset(body, 'z', 2000);
-	body[2000] = '\0';
+	t->cs.compress_threads = threads;
 	sink_open(t, 0);
 	send_ok(t, 1, "a", "first");
 	send_ok(t, 2, "a", "second");
 	assert_int_equal(flush_ok(t), 2);	/* a.1-2 published */
 	send_ok(t, 3, "b", "other");		/* b stays open, intact */
 	set_fsize(150 * 1024);
-	for (seq = 4; seq < 400 && failed == 0; seq++)
+	for (seq = 4; seq < 400 && failed == 0; seq++) {
+		body_of(seq, body, 2000, 1);	/* deflate cannot crush it */
 		if ((rc = send(t, seq, "a", body)) != SINK_OK) {
 			assert_int_equal(rc, SINK_DOWN);
 			failed = seq;
 		}
+	}
 	set_fsize(RLIM_INFINITY);
 	assert_true(failed > 0);
 	assert_non_null(strstr(t->err, "/.a." P20 "4.avro.tmp: write: "));
@@ -717,8 +936,10 @@ test_write_error_rewind(void **state)
 	assert_int_equal(t->delivered, 2);
 	assert_ls(t, ".b." P20 "3.avro.tmp a." P20 "1-" P20 "2.avro");
 	/* The loop resends from its cursor, 2. */
-	for (seq = 3; seq <= failed; seq++)
+	for (seq = 3; seq <= failed; seq++) {
+		body_of(seq, body, 2000, 1);
 		send_ok(t, seq, seq == 3 ? "b" : "a", body);
+	}
 	assert_int_equal(flush_ok(t), failed);
 	j = read_all(t);
 	assert_int_equal(json_array_size(j), 3);
@@ -734,6 +955,20 @@ test_write_error_rewind(void **state)
 	    "b:6f74686572");
 	json_decref(j);
 	done(t);
+}
+
+static void
+test_write_error_rewind(void **state)
+{
+	(void)state;
+	write_error_case("null", 0);
+}
+
+static void
+test_write_error_rewind_pool(void **state)
+{
+	(void)state;
+	write_error_case("deflate", 2);
 }
 
 static void
@@ -776,6 +1011,10 @@ main(void)
 		cmocka_unit_test(test_roll_size_null),
 		cmocka_unit_test(test_roll_size_deflate),
 		cmocka_unit_test(test_roll_size_snappy),
+		cmocka_unit_test(test_codec_null),
+		cmocka_unit_test(test_codec_deflate),
+		cmocka_unit_test(test_codec_snappy),
+		cmocka_unit_test(test_roll_size_pool),
 		cmocka_unit_test(test_lzma_refused),
 		cmocka_unit_test(test_roll_time),
 		cmocka_unit_test(test_watermark_two_streams),
@@ -783,6 +1022,7 @@ main(void)
 		cmocka_unit_test(test_schema_stream_and_dead),
 		cmocka_unit_test(test_big_events),
 		cmocka_unit_test(test_write_error_rewind),
+		cmocka_unit_test(test_write_error_rewind_pool),
 		cmocka_unit_test(test_bad_dir),
 	};
 
