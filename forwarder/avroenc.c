@@ -90,6 +90,7 @@ struct avroenc {
 	struct avsc	 env;
 	struct avsc	*sch;
 	size_t		 nsch;
+	avro_writer_t	 wr;	/* avroenc_binary()'s, aimed anew each call */
 };
 
 /* A walk of a schema and a JSON value; PATH names the current field. */
@@ -713,6 +714,8 @@ avroenc_free(struct avroenc *ae)
 	for (size_t i = 0; i < ae->nsch; i++)
 		avsc_free(&ae->sch[i]);
 	avsc_free(&ae->env);
+	if (ae->wr != NULL)
+		avro_writer_free(ae->wr);
 	free(ae->sch);
 	free(ae);
 }
@@ -861,7 +864,6 @@ int
 avroenc_binary(struct avroenc *ae, const struct spool_event *ev, void *buf,
     size_t cap, size_t *len, char *err)
 {
-	avro_writer_t	 wr;
 	avro_value_t	 v;
 	size_t		 size;
 	int		 rc;
@@ -875,13 +877,16 @@ avroenc_binary(struct avroenc *ae, const struct spool_event *ev, void *buf,
 	*len = size;
 	if (size > cap)
 		return AVROENC_ESPACE;
-	if ((wr = avro_writer_memory(buf, (int64_t)cap)) == NULL) {
+	/* One writer for every call: no allocation per event. */
+	if (ae->wr == NULL)
+		ae->wr = avro_writer_memory(buf, (int64_t)cap);
+	else
+		avro_writer_memory_set_dest(ae->wr, buf, (int64_t)cap);
+	if (ae->wr == NULL) {
 		snprintf(err, AVROENC_ERRMAX, "avro: out of memory");
 		return AVROENC_ERR;
 	}
-	rc = avro_value_write(wr, &v);
-	avro_writer_free(wr);
-	if (rc != 0) {
+	if (avro_value_write(ae->wr, &v) != 0) {
 		snprintf(err, AVROENC_ERRMAX, "avro: %s", avro_strerror());
 		return AVROENC_ERR;
 	}

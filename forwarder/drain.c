@@ -242,7 +242,7 @@ drain_turn(struct drain *d)
 {
 	char err[SPOOL_ERRMAX];
 	long n = 0;
-	int rc, timeout;
+	int rc, timeout, drained;
 
 	/* While down, this read is the probe that tells when it is up. */
 	retry_dead(d);
@@ -281,11 +281,11 @@ drain_turn(struct drain *d)
 	}
 	if (n == READ_BATCH)
 		d->backlog = 1;
-	else if (d->backlog && !d->blocked && d->delivered == d->sent) {
+	drained = d->backlog && n < READ_BATCH && !d->blocked &&
+	    d->delivered == d->sent;
+	if (drained)
 		d->backlog = 0;
-		cursor_advance(d, 1);
-	}
-	cursor_advance(d, 0);
+	cursor_advance(d, drained);
 	return 0;
 }
 
