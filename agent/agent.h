@@ -85,6 +85,10 @@ struct agent {
 	struct intake_req	*qhead, *qtail;
 	int			 wstop;
 	pthread_t		 writer;
+	/* the reserver (writer.c): waits on rcond under qlock */
+	pthread_cond_t		 rcond;
+	pthread_t		 reserver;
+	int			 reserving;	/* the reserver thread runs */
 
 	/* connections, for the deadline on request headers (http.c) */
 	pthread_mutex_t		 conns_lock;	/* protects conns */

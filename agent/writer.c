@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -25,6 +26,8 @@
 #include "log.h"
 
 #define EXPIRE_PER_COMMIT	512	/* dedup rows expired per commit */
+#define RESERVE_TICK_MS		100	/* the reserver looks this often */
+#define RESERVE_RETRY_S		5	/* and after a failure, this often */
 
 uint64_t
 writer_note_space(struct agent *a)
@@ -151,12 +154,77 @@ writer_main(void *arg)
 	}
 }
 
+/*
+ * The reserver keeps [spool] reserve bytes of data.mdb written ahead of the
+ * pages in use (spool_reserve), so that the writer's commits do not extend
+ * the file while the spool grows.  It waits for LMDB's writer lock like any
+ * writer and holds it for 1 MiB of zeros at a time.  A failure (a full
+ * disk) costs nothing but the speed-up: the commits extend the file
+ * themselves, and their own errors are what the clients see.
+ */
+static void *
+reserver_main(void *arg)
+{
+	struct agent *a = arg;
+	char err[SPOOL_ERRMAX];
+	uint64_t added;
+	int failing = 0;
+
+	pthread_mutex_lock(&a->qlock);
+	while (!a->wstop) {
+		struct timespec ts;
+		int rc;
+
+		pthread_mutex_unlock(&a->qlock);
+		rc = spool_reserve(a->spool, a->conf->spool.reserve, &added,
+		    err);
+		if (rc != SPOOL_OK && !failing)
+			log_warnx("%s; retrying every %d s", err,
+			    RESERVE_RETRY_S);
+		else if (rc == SPOOL_OK && failing)
+			log_info("spool: reserving space works again");
+		else if (added > 0)
+			log_debug("spool: reserved %llu bytes ahead",
+			    (unsigned long long)added);
+		failing = rc != SPOOL_OK;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (failing)
+			ts.tv_sec += RESERVE_RETRY_S;
+		else if ((ts.tv_nsec += RESERVE_TICK_MS * 1000000L) >=
+		    1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&a->qlock);
+		if (!a->wstop)
+			pthread_cond_timedwait(&a->rcond, &a->qlock, &ts);
+	}
+	pthread_mutex_unlock(&a->qlock);
+	return NULL;
+}
+
 int
 writer_start(struct agent *a)
 {
+	pthread_condattr_t ca;
+
 	a->qhead = a->qtail = NULL;
 	a->wstop = 0;
-	return pthread_create(&a->writer, NULL, writer_main, a);
+	a->reserving = 0;
+	if (pthread_create(&a->writer, NULL, writer_main, a) != 0)
+		return -1;
+	if (a->conf->spool.reserve == 0)
+		return 0;
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&a->rcond, &ca) != 0 ||
+	    pthread_create(&a->reserver, NULL, reserver_main, a) != 0) {
+		writer_stop(a);
+		return -1;
+	}
+	pthread_condattr_destroy(&ca);
+	a->reserving = 1;
+	return 0;
 }
 
 void
@@ -165,6 +233,13 @@ writer_stop(struct agent *a)
 	pthread_mutex_lock(&a->qlock);
 	a->wstop = 1;
 	pthread_cond_signal(&a->qcond);
+	if (a->reserving)
+		pthread_cond_signal(&a->rcond);
 	pthread_mutex_unlock(&a->qlock);
 	pthread_join(a->writer, NULL);
+	if (a->reserving) {
+		pthread_join(a->reserver, NULL);
+		pthread_cond_destroy(&a->rcond);
+		a->reserving = 0;
+	}
 }

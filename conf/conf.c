@@ -154,6 +154,8 @@ static const struct directive directives[] = {
 	    .def = "1GiB", .off = G(spool, max_size) },
 	{ S_SPOOL, "high_watermark", NUM(T_PERCENT, 1, 100),
 	    .def = "80", .off = G(spool, high_watermark) },
+	{ S_SPOOL, "reserve", NUM(T_SIZE, 0, 16 * TiB),
+	    .def = "64MiB", .off = G(spool, reserve) },
 	{ S_SPOOL, "retain", NUM(T_DURATION, 0, 365 * DAY),
 	    .def = "0", .off = G(spool, retain_ms) },
 	{ S_SPOOL, "encryption_key_file", STR(NULL),

@@ -86,6 +86,7 @@ struct conf {
 		char		*dir;
 		uint64_t	 max_size;		/* bytes */
 		uint64_t	 high_watermark;	/* percent, Backoff above */
+		uint64_t	 reserve;		/* bytes written ahead */
 		uint64_t	 retain_ms;
 		char		*encryption_key_file;	/* NULL = plaintext */
 	} spool;

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -601,6 +602,98 @@ spool_used_bytes(struct spool *sp)
 		return hwm;
 	fp = free_pages(sp) * sp->psize;
 	return fp < hwm ? hwm - fp : 0;
+}
+
+/*
+ * Reservation: written zeros after the data file's last page.
+ *
+ * While the spool grows, every commit otherwise extends data.mdb, and its
+ * fdatasync must then also push the file's new size and blocks through the
+ * filesystem's journal.  Commits that write into blocks the file already
+ * has flush only their pages.  fallocate() does not do it (ext4 marks
+ * such blocks unwritten and converts them, in the journal, on first write):
+ * the zeros are written.
+ *
+ * Each piece is written under LMDB's writer lock (a write transaction,
+ * aborted unchanged), so no writer in any process is placing a new page
+ * past the old end meanwhile; each piece is written out to disk after the
+ * lock is released.
+ */
+#define RESERVE_PIECE	(1u << 20)	/* bytes written per lock hold */
+
+int
+spool_reserve(struct spool *sp, uint64_t want, uint64_t *added, char *err)
+{
+	static const unsigned char zeros[64u << 10];
+	struct iovec iov[RESERVE_PIECE / sizeof(zeros)];
+	uint64_t total = 0;
+	int fd, rc;
+
+	*added = 0;
+	for (size_t i = 0; i < sizeof(iov) / sizeof(iov[0]); i++) {
+		iov[i].iov_base = (void *)zeros;
+		iov[i].iov_len = sizeof(zeros);
+	}
+	if ((rc = mdb_env_get_fd(sp->env, &fd)) != 0)
+		return spool_lmdb_fail(sp, rc, "reserving", err);
+	/* Refill only once half of it is used: one fdatasync per WANT/2. */
+	{
+		MDB_envinfo info;
+		struct stat st;
+		uint64_t end;
+
+		mdb_env_info(sp->env, &info);
+		end = ((uint64_t)info.me_last_pgno + 1) * sp->psize;
+		if (fstat(fd, &st) == 0 && ((uint64_t)st.st_size >= end +
+		    want / 2 || (uint64_t)st.st_size >= sp->max_size))
+			return SPOOL_OK;
+	}
+	for (;;) {
+		MDB_envinfo info;
+		MDB_txn *txn;
+		struct stat st;
+		uint64_t end, goal, len;
+		size_t niov;
+		ssize_t n;
+
+		if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0)
+			return spool_lmdb_fail(sp, rc, "reserving", err);
+		mdb_env_info(sp->env, &info);
+		end = ((uint64_t)info.me_last_pgno + 1) * sp->psize;
+		goal = end + want < sp->max_size ? end + want : sp->max_size;
+		if (fstat(fd, &st) == -1 || (uint64_t)st.st_size >= goal) {
+			mdb_txn_abort(txn);
+			break;
+		}
+		len = goal - (uint64_t)st.st_size;
+		if (len > RESERVE_PIECE)
+			len = RESERVE_PIECE;
+		niov = (len + sizeof(zeros) - 1) / sizeof(zeros);
+		iov[niov - 1].iov_len = len - (niov - 1) * sizeof(zeros);
+		n = pwritev(fd, iov, (int)niov, st.st_size);
+		iov[niov - 1].iov_len = sizeof(zeros);
+		mdb_txn_abort(txn);
+		if (n == -1) {
+			ERR("spool %s: reserving space in data.mdb: %s",
+			    sp->dir, strerror(errno));
+			return errno == ENOSPC ? SPOOL_FULL : SPOOL_ERR;
+		}
+		/*
+		 * Write the piece out now, a piece at a time: left for the
+		 * next commit's fdatasync, all of it would be that commit's
+		 * to wait for.  The blocks' journal entry goes with the next
+		 * commit; the zeros need no durability of their own.
+		 */
+		if (sync_file_range(fd, st.st_size, n, SYNC_FILE_RANGE_WAIT_BEFORE
+		    | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == -1) {
+			ERR("spool %s: reserving space in data.mdb: %s",
+			    sp->dir, strerror(errno));
+			return errno == ENOSPC ? SPOOL_FULL : SPOOL_ERR;
+		}
+		total += (uint64_t)n;
+		*added = total;
+	}
+	return SPOOL_OK;
 }
 
 /* Estimated bytes an appended event takes, indexes included. */

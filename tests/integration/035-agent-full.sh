@@ -144,4 +144,52 @@ is "a duplicate above the watermark: 200" "$(post fill application/json \
     '{"new":2}' -H 'Idempotency-Key: new-2')" \
     '200 {"accepted":0,"duplicates":1}'
 agent_stop
+
+# --- reserve: zeros written ahead of the pages in use, never past max_size -
+size_of() { stat -c %s "$SPOOL/data.mdb"; }
+# Waits up to 5 s for data.mdb to reach $1 bytes; prints its size.
+size_reaches() {
+	_i=0
+	while [ "$(size_of)" -lt "$1" ] && [ $_i -lt 50 ]; do
+		sleep 0.1; _i=$((_i + 1))
+	done
+	size_of
+}
+file_bytes() { "$FS" -d "$SPOOL" stat --json | $PY -c \
+    'import json,sys; print(json.load(sys.stdin)["file_bytes"])'; }
+SPOOL=$TMP/rspool
+agent_conf "$TMP/r1.conf" "[spool]" "max_size = 1MiB"
+ok "max_size 1MiB, default reserve: starts" agent_start
+is "the default reserve (64MiB) stops at max_size: data.mdb is 1 MiB" \
+    "$(size_reaches 1048576)" 1048576
+agent_stop
+rm -rf "$SPOOL"
+agent_conf "$TMP/r0.conf" "[spool]" "max_size = 64MiB" "reserve = 0"
+ok "reserve = 0: starts" agent_start
+is "reserve = 0: an event 200" "$(post fill application/json '{"r":0}' \
+    -H 'Idempotency-Key: r-0')" "$A1"
+sleep 0.3
+is "reserve = 0: data.mdb ends at its last page" "$(size_of)" \
+    "$(file_bytes)"
+agent_stop
+agent_conf "$TMP/r8.conf" "[spool]" "max_size = 64MiB" "reserve = 8MiB"
+ok "reserve = 8MiB: starts" agent_start
+want=$(( $(file_bytes) + 8388608 ))
+is "reserve = 8MiB: data.mdb is 8 MiB past its last page" \
+    "$(size_reaches $want)" "$want"
+n=0
+for i in $(seq 1 40); do
+	r=$(post fill application/json "{\"r\":$i,\"pad\":\"$(printf '%0900d' 0)\"}" \
+	    -H "Idempotency-Key: r-$i")
+	[ "$r" = "$A1" ] && n=$((n + 1))
+done
+is "reserve = 8MiB: 40 events 200" "$n" 40
+is "reserve = 8MiB: they went into the reserved blocks (size unchanged)" \
+    "$(size_of)" "$want"
+agent_stop
+ok "reserve = 8MiB: ferry-spool check passes" "$FS" -d "$SPOOL" check
+spool_ls
+is "reserve = 8MiB: all 41 events listed once" "$(spool_py \
+    "sorted(e['key'] for e in evs) == sorted(['r-%d' % i for i in range(41)])")" \
+    True
 done_testing

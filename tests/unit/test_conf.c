@@ -234,6 +234,7 @@ assert_defaults(const struct conf *c)
 	assert_int_equal(c->spool.max_size, 1ULL << 30);
 	assert_int_equal(c->spool.high_watermark, 80);
 	assert_int_equal(c->spool.retain_ms, 0);
+	assert_int_equal(c->spool.reserve, 64ULL << 20);
 	assert_null(c->spool.encryption_key_file);
 	assert_int_equal(c->dedup.window_ms, 3600000);
 	assert_null(c->dedup.json_key);
@@ -312,6 +313,7 @@ test_values(void **state)
 	    "max_size = 16TiB\n"
 	    "high_watermark = 90%\n"
 	    "retain = 2d\n"
+	    "reserve = 128MiB\n"
 	    "encryption_key_file = /etc/ferry/key\n"
 	    "[dedup]\n"
 	    "window = 0\n"
@@ -340,12 +342,13 @@ test_values(void **state)
 	assert_int_equal(c->spool.max_size, 16ULL << 40);
 	assert_int_equal(c->spool.high_watermark, 90);
 	assert_int_equal(c->spool.retain_ms, 2 * 86400000ULL);
+	assert_int_equal(c->spool.reserve, 128ULL << 20);
 	assert_string_equal(c->spool.encryption_key_file, "/etc/ferry/key");
 	assert_int_equal(c->dedup.window_ms, 0);
 	assert_string_equal(c->dedup.json_key, "id");
 	assert_int_equal(c->nstreams, 2);
 	assert_string_equal(c->streams[0].name, "clicks");
-	assert_int_equal(c->streams[0].line, 26);
+	assert_int_equal(c->streams[0].line, 27);
 	assert_int_equal(c->streams[0].allow_opaque, 1);
 	assert_string_equal(c->streams[0].schema, "/s/clicks.avsc");
 	assert_string_equal(c->streams[1].name, "empty");
@@ -389,16 +392,18 @@ test_bounds(void **state)
 	(void)state;
 	c = load_ok("[agent]\nmax_body = 1KiB\nthreads = 64\n"
 	    "idle_timeout = 1s\n[spool]\nhigh_watermark = 1\n"
-	    "max_size = 1MiB\n");
+	    "max_size = 1MiB\nreserve = 0\n");
 	assert_int_equal(c->agent.max_body, 1024);
+	assert_int_equal(c->spool.reserve, 0);
 	assert_int_equal(c->agent.threads, 64);
 	assert_int_equal(c->agent.idle_timeout_ms, 1000);
 	assert_int_equal(c->spool.high_watermark, 1);
 	conf_free(c);
 	c = load_ok("[agent]\nmax_body = 64MiB\nidle_timeout = 60m\n"
 	    "shutdown_delay = 10m\n[spool]\nhigh_watermark = 100%\n"
-	    "[dedup]\nwindow = 30d\n");
+	    "reserve = 16TiB\n[dedup]\nwindow = 30d\n");
 	assert_int_equal(c->agent.max_body, 64 << 20);
+	assert_int_equal(c->spool.reserve, 16ULL << 40);
 	assert_int_equal(c->agent.shutdown_delay_ms, 600000);
 	assert_int_equal(c->dedup.window_ms, 30 * 86400000ULL);
 	conf_free(c);
@@ -424,6 +429,10 @@ test_bounds(void **state)
 	    "high_watermark: '80 percent' is not a percentage (use e.g. 80%)");
 	FAIL("[spool]\nmax_size = 17TiB\n",
 	    "max_size: '17TiB' is out of range (1MiB..16TiB)");
+	FAIL("[spool]\nreserve = 17TiB\n",
+	    "reserve: '17TiB' is out of range (0..16TiB)");
+	FAIL("[spool]\nreserve = -1\n",
+	    "[spool] reserve: '-1'");
 	FAIL("[dedup]\nwindow = 31d\n",
 	    "window: '31d' is out of range (0..30d)");
 	FAIL("[agent]\nmax_events = 12abc\n",

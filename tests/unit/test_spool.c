@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -751,6 +753,151 @@ t_backup(void **state)
 	spool_close(sp2);
 }
 
+static uint64_t
+data_size(struct fx *f)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* spool_reserve: zeros after the last page, at and past its bounds. */
+static void
+t_reserve(void **state)
+{
+	struct fx *f = *state;
+	struct spool_stat st;
+	struct spool_event e[100];
+	char keys[100][16];
+	uint64_t added, used, end, size;
+	int dup[100];
+
+	fx_open(f);
+	assert_int_equal(spool_stat(f->sp, &st, f->err), SPOOL_OK);
+	end = st.file_bytes;
+	used = spool_used_bytes(f->sp);
+	/* nothing asked, nothing written */
+	assert_int_equal(spool_reserve(f->sp, 0, &added, f->err), SPOOL_OK);
+	assert_int_equal(added, 0);
+	assert_true(data_size(f) <= end);
+	/* 8 MiB past the last page, exactly */
+	assert_int_equal(spool_reserve(f->sp, 8u << 20, &added, f->err),
+	    SPOOL_OK);
+	assert_int_equal(data_size(f), end + (8u << 20));
+	assert_true(added > 0 && added <= (8u << 20));
+	assert_int_equal(spool_used_bytes(f->sp), used);
+	/* more than half of it is left: no refill yet */
+	assert_int_equal(spool_reserve(f->sp, 8u << 20, &added, f->err),
+	    SPOOL_OK);
+	assert_int_equal(added, 0);
+	/* appends land in the reserved blocks; the file keeps its size */
+	for (int i = 0; i < 100; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "r%d", i);
+		e[i] = ev_make("web", keys[i], "{\"reserved\":true}");
+	}
+	size = data_size(f);
+	assert_int_equal(spool_append(f->sp, e, 100, T0, dup, f->err),
+	    SPOOL_OK);
+	assert_int_equal(data_size(f), size);
+	assert_int_equal(spool_check(f->sp, NULL, NULL, f->err), 0);
+	/* never past max_size (64 MiB here), however much is asked */
+	assert_int_equal(spool_reserve(f->sp, 1ull << 40, &added, f->err),
+	    SPOOL_OK);
+	assert_int_equal(data_size(f), f->opt.max_size);
+	assert_int_equal(spool_reserve(f->sp, 1ull << 40, &added, f->err),
+	    SPOOL_OK);
+	assert_int_equal(added, 0);
+	/* the zeros are no spool damage: reopened, all there */
+	fx_open(f);
+	assert_int_equal(spool_check(f->sp, NULL, NULL, f->err), 0);
+	assert_int_equal(spool_stat(f->sp, &st, f->err), SPOOL_OK);
+	assert_int_equal(st.events, 100);
+	assert_int_equal(st.next_seq, 101);
+	assert_int_equal(data_size(f), f->opt.max_size);
+}
+
+struct appender {
+	struct fx	*f;
+	int		 rc;
+	_Atomic int	 done;
+};
+
+/* Commits of ~160 KiB, more than the reserve asked below: they outrun it. */
+static void *
+append_many(void *arg)
+{
+	static char body[8001];
+	struct appender *ap = arg;
+	struct spool_event e[20];
+	char keys[20][32], err[SPOOL_ERRMAX];
+	int dup[20];
+
+	memset(body, 'x', sizeof(body) - 1);
+	for (int b = 0; b < 200 && ap->rc == SPOOL_OK; b++) {
+		for (int i = 0; i < 20; i++) {
+			snprintf(keys[i], sizeof(keys[i]), "c%d-%d", b, i);
+			e[i] = ev_make("web", keys[i], body);
+		}
+		ap->rc = spool_append(ap->f->sp, e, 20, T0, dup, err);
+	}
+	atomic_store(&ap->done, 1);
+	return NULL;
+}
+
+static int
+count_x_bodies(const struct spool_event *e, void *arg)
+{
+	size_t *n = arg;
+
+	if (e->body_len == 8000 && memchr(e->body, 0, e->body_len) == NULL &&
+	    ((const char *)e->body)[0] == 'x' &&
+	    ((const char *)e->body)[7999] == 'x')
+		(*n)++;
+	return 0;
+}
+
+/*
+ * Reserving while another thread appends (the agent's reserver and
+ * writer): no page of a commit is overwritten by zeros.
+ */
+static void
+t_reserve_concurrent(void **state)
+{
+	struct fx *f = *state;
+	struct appender ap = { .f = f, .rc = SPOOL_OK };
+	struct spool_stat st;
+	uint64_t added, total = 0;
+	size_t intact;
+	pthread_t t;
+	int rounds = 0;
+
+	fx_open(f);
+	assert_int_equal(pthread_create(&t, NULL, append_many, &ap), 0);
+	while (!atomic_load(&ap.done)) {
+		assert_int_equal(spool_reserve(f->sp, 64u << 10, &added,
+		    f->err), SPOOL_OK);
+		total += added;
+		rounds++;
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(ap.rc, SPOOL_OK);
+	assert_true(total > (64u << 10));	/* refilled as it grew */
+	assert_int_equal(spool_check(f->sp, NULL, NULL, f->err), 0);
+	assert_int_equal(spool_stat(f->sp, &st, f->err), SPOOL_OK);
+	assert_int_equal(st.events, 200 * 20);
+	intact = 0;
+	assert_int_equal(spool_read(f->sp, 0, 200 * 20, count_x_bodies, &intact,
+	    f->err), 200 * 20);
+	assert_int_equal(intact, 200 * 20);
+	fx_open(f);
+	assert_int_equal(spool_check(f->sp, NULL, NULL, f->err), 0);
+	print_message("# %d reserve calls, %llu bytes reserved\n", rounds,
+	    (unsigned long long)total);
+}
+
 int
 main(void)
 {
@@ -764,6 +911,7 @@ main(void)
 		T(t_future_format_untouched), T(t_not_a_spool),
 		T(t_garbage_file_untouched), T(t_missing_dir),
 		T(t_stale_reader_cleared), T(t_bad_events), T(t_backup),
+		T(t_reserve), T(t_reserve_concurrent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
