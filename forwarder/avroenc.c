@@ -860,6 +860,89 @@ avroenc_value(struct avroenc *ae, const struct spool_event *ev,
 	return AVROENC_OK;
 }
 
+/*
+ * The envelope written by hand.  Its schema is fixed, so its binary form
+ * is too: strings and bytes are a zigzag varint length then the bytes,
+ * longs zigzag varints, the union its branch index (0 null, 1 string)
+ * then the branch.  Filling an avro-c value and walking it twice (size,
+ * write) for each event was a fifth of the Avro file drain's own CPU.
+ * test_avroenc compares this with avro-c's encoding byte for byte.
+ */
+static size_t
+long_size(int64_t x)
+{
+	uint64_t z = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
+	size_t n = 1;
+
+	while (z > 0x7f) {
+		z >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static unsigned char *
+put_long(unsigned char *p, int64_t x)
+{
+	uint64_t z = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
+
+	while (z > 0x7f) {
+		*p++ = (unsigned char)(z | 0x80);
+		z >>= 7;
+	}
+	*p++ = (unsigned char)z;
+	return p;
+}
+
+static unsigned char *
+put_bytes(unsigned char *p, const void *b, size_t len)
+{
+	p = put_long(p, (int64_t)len);
+	if (len > 0)
+		memcpy(p, b, len);
+	return p + len;
+}
+
+int
+avroenc_is_envelope(const struct avroenc *ae, const char *stream,
+    size_t len)
+{
+	return avsc_find(ae, stream, len) == &ae->env;
+}
+
+size_t
+avroenc_envelope_size(const struct spool_event *ev)
+{
+	return long_size(2 * SPOOL_IDLEN) + 2 * SPOOL_IDLEN +
+	    long_size((int64_t)ev->seq) + long_size((int64_t)ev->received_ms) +
+	    long_size((int64_t)ev->stream_len) + ev->stream_len +
+	    long_size((int64_t)ev->ctype_len) + ev->ctype_len +
+	    1 + (ev->addr_len > 0 ? long_size((int64_t)ev->addr_len) +
+	    ev->addr_len : 0) +
+	    long_size((int64_t)ev->body_len) + ev->body_len;
+}
+
+void
+avroenc_envelope(const struct spool_event *ev, void *buf)
+{
+	char		 hex[2 * SPOOL_IDLEN + 1];
+	unsigned char	*p = buf;
+
+	spool_id_hex(ev->id, hex);
+	p = put_bytes(p, hex, 2 * SPOOL_IDLEN);
+	p = put_long(p, (int64_t)ev->seq);
+	p = put_long(p, (int64_t)ev->received_ms);
+	p = put_bytes(p, ev->stream, ev->stream_len);
+	p = put_bytes(p, ev->ctype, ev->ctype_len);
+	if (ev->addr_len == 0)
+		*p++ = 0;			/* branch 0: null */
+	else {
+		*p++ = 2;			/* branch 1: string */
+		p = put_bytes(p, ev->addr, ev->addr_len);
+	}
+	put_bytes(p, ev->body, ev->body_len);
+}
+
 int
 avroenc_binary(struct avroenc *ae, const struct spool_event *ev, void *buf,
     size_t cap, size_t *len, char *err)
@@ -868,6 +951,13 @@ avroenc_binary(struct avroenc *ae, const struct spool_event *ev, void *buf,
 	size_t		 size;
 	int		 rc;
 
+	if (avroenc_is_envelope(ae, ev->stream, ev->stream_len)) {
+		*len = avroenc_envelope_size(ev);
+		if (*len > cap)
+			return AVROENC_ESPACE;
+		avroenc_envelope(ev, buf);
+		return AVROENC_OK;
+	}
 	if ((rc = avroenc_value(ae, ev, &v, err)) != AVROENC_OK)
 		return rc;
 	if (avro_value_sizeof(&v, &size) != 0) {

@@ -84,6 +84,17 @@ int		 avroenc_value(struct avroenc *, const struct spool_event *ev,
 		    avro_value_t *out, char *err);
 
 /*
+ * Events of a stream without a schema are envelopes, which ferry encodes
+ * itself, without an avro-c value (avroenc.c): avroenc_is_envelope() says
+ * whether STREAM's are; avroenc_envelope() writes EV's, which takes
+ * exactly avroenc_envelope_size(EV) bytes, into BUF.
+ */
+int		 avroenc_is_envelope(const struct avroenc *, const char *stream,
+		    size_t len);
+size_t		 avroenc_envelope_size(const struct spool_event *ev);
+void		 avroenc_envelope(const struct spool_event *ev, void *buf);
+
+/*
  * Writes EV as one Avro binary datum (no framing) into BUF (CAP bytes)
  * and sets *LEN to its size.  When CAP is too small, writes nothing,
  * sets *LEN to the size needed and returns AVROENC_ESPACE.  Otherwise

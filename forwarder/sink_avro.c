@@ -18,7 +18,8 @@
  * blocks fit it).  With codec null or deflate we write the blocks
  * (avroblk.c), and the events into them through one avro-c memory writer
  * (avroenc_binary() would allocate one an event: 10% of the drain's CPU
- * with codec null).  A sealed block is deflated, at deflate_level, by a
+ * with codec null), except envelopes, which avroenc_envelope() writes
+ * into the block itself.  A sealed block is deflated, at deflate_level, by a
  * pool of compress_threads threads (with fewer than 2, at once, here);
  * the blocks of all files are written, by the drain thread only, in the
  * order they were sealed, so a file's blocks land in order; at most 2 x
@@ -680,11 +681,16 @@ roll_due(struct sink_avro *s, const struct file *f, size_t size,
 	    now - f->born_ms >= s->roll_ms;
 }
 
-/* Appends V, of SIZE bytes, to ST's open file (creating it first). */
+/*
+ * Appends the event, SIZE bytes in Avro binary, to ST's open file (creating
+ * it first): V when not NULL, else EV as an envelope encoded by ferry
+ * (blocks only, see avro_send).
+ */
 static int
-append(struct sink_avro *s, struct stream *st, uint64_t seq,
+append(struct sink_avro *s, struct stream *st, const struct spool_event *ev,
     avro_value_t *v, size_t size, char *err)
 {
+	uint64_t	 seq = ev->seq;
 	uint64_t	 now = clock_mono_ms();
 	struct file	*f;
 	struct avroblk	*b;
@@ -705,7 +711,11 @@ append(struct sink_avro *s, struct stream *st, uint64_t seq,
 	    (rc = file_seal(s, st, err)) != SINK_OK)
 		return rc;
 	f = st->f;
-	if ((b = f->cur) != NULL) {
+	if ((b = f->cur) != NULL && v == NULL) {
+		avroenc_envelope(ev, b->data + b->len);
+		b->len += size;
+		b->count++;
+	} else if (b != NULL) {
 		/* One writer, aimed at the block: no copy, no allocation. */
 		avro_writer_memory_set_dest(s->wr, (char *)b->data + b->len,
 		    (int64_t)size);
@@ -759,6 +769,15 @@ avro_send(void *sink, const struct spool_event *ev, char *err)
 		s->sent = ev->seq;	/* already in a file */
 		return SINK_OK;
 	}
+	/* Envelopes into blocks are ferry's to encode (avroenc_envelope). */
+	if (s->q != NULL && avroenc_is_envelope(s->ae, ev->stream,
+	    ev->stream_len)) {
+		if ((rc = append(s, st, ev, NULL, avroenc_envelope_size(ev),
+		    err)) != SINK_OK)
+			return rc;
+		s->sent = ev->seq;
+		return SINK_OK;
+	}
 	switch (avroenc_value(s->ae, ev, &v, msg)) {
 	case AVROENC_OK:
 		break;
@@ -774,7 +793,7 @@ avro_send(void *sink, const struct spool_event *ev, char *err)
 		snprintf(err, SINK_ERRMAX, "avro: %s", avro_strerror());
 		return SINK_DOWN;
 	}
-	if ((rc = append(s, st, ev->seq, &v, size, err)) != SINK_OK)
+	if ((rc = append(s, st, ev, &v, size, err)) != SINK_OK)
 		return rc;
 	s->sent = ev->seq;
 	return SINK_OK;
