@@ -26,6 +26,7 @@
 #include <zlib.h>
 
 #include "avroblk.h"
+#include "avrobin.h"
 #include "sink.h"
 
 #define HEAD_ROOM	20	/* count and size: two varints */
@@ -340,28 +341,6 @@ avroblk_drop(struct avroblk_queue *q, void *owner)
 			b->owner = NULL;
 }
 
-/* Appends Avro's zigzag varint of N to P; returns the end. */
-static unsigned char *
-put_long(unsigned char *p, int64_t n)
-{
-	uint64_t	z = ((uint64_t)n << 1) ^ (uint64_t)(n >> 63);
-
-	while (z > 0x7f) {
-		*p++ = (unsigned char)(z & 0x7f) | 0x80;
-		z >>= 7;
-	}
-	*p++ = (unsigned char)z;
-	return p;
-}
-
-static unsigned char *
-put_bytes(unsigned char *p, const void *b, size_t len)
-{
-	p = put_long(p, (int64_t)len);
-	memcpy(p, b, len);
-	return p + len;
-}
-
 unsigned char *
 avroblk_header(const char *codec, const char *schema, size_t slen,
     const unsigned char sync[AVROBLK_SYNC], size_t *len)
@@ -371,12 +350,12 @@ avroblk_header(const char *codec, const char *schema, size_t slen,
 	if ((h = malloc(slen + strlen(codec) + 128)) == NULL)
 		return NULL;
 	memcpy(h, "Obj\1", 4);
-	p = put_long(h + 4, 2);		/* a map block of two entries */
-	p = put_bytes(p, "avro.codec", 10);
-	p = put_bytes(p, codec, strlen(codec));
-	p = put_bytes(p, "avro.schema", 11);
-	p = put_bytes(p, schema, slen);
-	p = put_long(p, 0);
+	p = avrobin_put_long(h + 4, 2);	/* a map block of two entries */
+	p = avrobin_put_bytes(p, "avro.codec", 10);
+	p = avrobin_put_bytes(p, codec, strlen(codec));
+	p = avrobin_put_bytes(p, "avro.schema", 11);
+	p = avrobin_put_bytes(p, schema, slen);
+	p = avrobin_put_long(p, 0);
 	memcpy(p, sync, AVROBLK_SYNC);
 	*len = (size_t)(p + AVROBLK_SYNC - h);
 	return h;
@@ -394,7 +373,8 @@ avroblk_frame(struct avroblk_queue *q, struct avroblk *b,
 		return b->error;
 	data = q->deflate ? b->out + HEAD_ROOM : b->data;
 	n = q->deflate ? b->outlen : b->len;
-	end = put_long(put_long(head, (int64_t)b->count), (int64_t)n);
+	end = avrobin_put_long(avrobin_put_long(head, (int64_t)b->count),
+	    (int64_t)n);
 	data -= end - head;
 	memcpy(data, head, (size_t)(end - head));
 	memcpy(data + (end - head) + n, sync, AVROBLK_SYNC);

@@ -33,6 +33,7 @@
 #include <jansson.h>
 
 #include "avroenc.h"
+#include "avrobin.h"
 #include "conf.h"
 #include "spool.h"
 
@@ -865,44 +866,10 @@ avroenc_value(struct avroenc *ae, const struct spool_event *ev,
  * is too: strings and bytes are a zigzag varint length then the bytes,
  * longs zigzag varints, the union its branch index (0 null, 1 string)
  * then the branch.  Filling an avro-c value and walking it twice (size,
- * write) for each event was a fifth of the Avro file drain's own CPU.
+ * write) for each event was a third of the Avro file drain's CPU with
+ * codec null (200,000 events: 0.20 s of CPU, 0.13 s without).
  * test_avroenc compares this with avro-c's encoding byte for byte.
  */
-static size_t
-long_size(int64_t x)
-{
-	uint64_t z = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
-	size_t n = 1;
-
-	while (z > 0x7f) {
-		z >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static unsigned char *
-put_long(unsigned char *p, int64_t x)
-{
-	uint64_t z = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
-
-	while (z > 0x7f) {
-		*p++ = (unsigned char)(z | 0x80);
-		z >>= 7;
-	}
-	*p++ = (unsigned char)z;
-	return p;
-}
-
-static unsigned char *
-put_bytes(unsigned char *p, const void *b, size_t len)
-{
-	p = put_long(p, (int64_t)len);
-	if (len > 0)
-		memcpy(p, b, len);
-	return p + len;
-}
-
 int
 avroenc_is_envelope(const struct avroenc *ae, const char *stream,
     size_t len)
@@ -913,13 +880,16 @@ avroenc_is_envelope(const struct avroenc *ae, const char *stream,
 size_t
 avroenc_envelope_size(const struct spool_event *ev)
 {
-	return long_size(2 * SPOOL_IDLEN) + 2 * SPOOL_IDLEN +
-	    long_size((int64_t)ev->seq) + long_size((int64_t)ev->received_ms) +
-	    long_size((int64_t)ev->stream_len) + ev->stream_len +
-	    long_size((int64_t)ev->ctype_len) + ev->ctype_len +
-	    1 + (ev->addr_len > 0 ? long_size((int64_t)ev->addr_len) +
-	    ev->addr_len : 0) +
-	    long_size((int64_t)ev->body_len) + ev->body_len;
+	size_t	n = avrobin_long_size(2 * SPOOL_IDLEN) + 2 * SPOOL_IDLEN;
+
+	n += avrobin_long_size((int64_t)ev->seq);
+	n += avrobin_long_size((int64_t)ev->received_ms);
+	n += avrobin_long_size((int64_t)ev->stream_len) + ev->stream_len;
+	n += avrobin_long_size((int64_t)ev->ctype_len) + ev->ctype_len;
+	n += 1;					/* the union's branch */
+	if (ev->addr_len > 0)
+		n += avrobin_long_size((int64_t)ev->addr_len) + ev->addr_len;
+	return n + avrobin_long_size((int64_t)ev->body_len) + ev->body_len;
 }
 
 void
@@ -929,18 +899,18 @@ avroenc_envelope(const struct spool_event *ev, void *buf)
 	unsigned char	*p = buf;
 
 	spool_id_hex(ev->id, hex);
-	p = put_bytes(p, hex, 2 * SPOOL_IDLEN);
-	p = put_long(p, (int64_t)ev->seq);
-	p = put_long(p, (int64_t)ev->received_ms);
-	p = put_bytes(p, ev->stream, ev->stream_len);
-	p = put_bytes(p, ev->ctype, ev->ctype_len);
+	p = avrobin_put_bytes(p, hex, 2 * SPOOL_IDLEN);
+	p = avrobin_put_long(p, (int64_t)ev->seq);
+	p = avrobin_put_long(p, (int64_t)ev->received_ms);
+	p = avrobin_put_bytes(p, ev->stream, ev->stream_len);
+	p = avrobin_put_bytes(p, ev->ctype, ev->ctype_len);
 	if (ev->addr_len == 0)
 		*p++ = 0;			/* branch 0: null */
 	else {
 		*p++ = 2;			/* branch 1: string */
-		p = put_bytes(p, ev->addr, ev->addr_len);
+		p = avrobin_put_bytes(p, ev->addr, ev->addr_len);
 	}
-	put_bytes(p, ev->body, ev->body_len);
+	avrobin_put_bytes(p, ev->body, ev->body_len);
 }
 
 int
