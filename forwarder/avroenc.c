@@ -870,6 +870,18 @@ avroenc_value(struct avroenc *ae, const struct spool_event *ev,
  * codec null (200,000 events: 0.20 s of CPU, 0.13 s without).
  * test_avroenc compares this with avro-c's encoding byte for byte.
  */
+/*
+ * A string field's bytes as fill_envelope() hands them to avro-c: at most
+ * SPOOL_CTYPE_MAX (events from HTTP cannot have more; the fuzzer's can,
+ * and both paths must agree on them).
+ */
+static size_t
+str_len(const char *s, size_t len)
+{
+	(void)s;
+	return len > SPOOL_CTYPE_MAX ? SPOOL_CTYPE_MAX : len;
+}
+
 int
 avroenc_is_envelope(const struct avroenc *ae, const char *stream,
     size_t len)
@@ -880,15 +892,19 @@ avroenc_is_envelope(const struct avroenc *ae, const char *stream,
 size_t
 avroenc_envelope_size(const struct spool_event *ev)
 {
-	size_t	n = avrobin_long_size(2 * SPOOL_IDLEN) + 2 * SPOOL_IDLEN;
+	size_t	n = avrobin_long_size(2 * SPOOL_IDLEN) + 2 * SPOOL_IDLEN, len;
 
 	n += avrobin_long_size((int64_t)ev->seq);
 	n += avrobin_long_size((int64_t)ev->received_ms);
-	n += avrobin_long_size((int64_t)ev->stream_len) + ev->stream_len;
-	n += avrobin_long_size((int64_t)ev->ctype_len) + ev->ctype_len;
+	len = str_len(ev->stream, ev->stream_len);
+	n += avrobin_long_size((int64_t)len) + len;
+	len = str_len(ev->ctype, ev->ctype_len);
+	n += avrobin_long_size((int64_t)len) + len;
 	n += 1;					/* the union's branch */
-	if (ev->addr_len > 0)
-		n += avrobin_long_size((int64_t)ev->addr_len) + ev->addr_len;
+	if (ev->addr_len > 0) {
+		len = str_len(ev->addr, ev->addr_len);
+		n += avrobin_long_size((int64_t)len) + len;
+	}
 	return n + avrobin_long_size((int64_t)ev->body_len) + ev->body_len;
 }
 
@@ -902,13 +918,15 @@ avroenc_envelope(const struct spool_event *ev, void *buf)
 	p = avrobin_put_bytes(p, hex, 2 * SPOOL_IDLEN);
 	p = avrobin_put_long(p, (int64_t)ev->seq);
 	p = avrobin_put_long(p, (int64_t)ev->received_ms);
-	p = avrobin_put_bytes(p, ev->stream, ev->stream_len);
-	p = avrobin_put_bytes(p, ev->ctype, ev->ctype_len);
+	p = avrobin_put_bytes(p, ev->stream, str_len(ev->stream,
+	    ev->stream_len));
+	p = avrobin_put_bytes(p, ev->ctype, str_len(ev->ctype, ev->ctype_len));
 	if (ev->addr_len == 0)
 		*p++ = 0;			/* branch 0: null */
 	else {
 		*p++ = 2;			/* branch 1: string */
-		p = avrobin_put_bytes(p, ev->addr, ev->addr_len);
+		p = avrobin_put_bytes(p, ev->addr, str_len(ev->addr,
+		    ev->addr_len));
 	}
 	avrobin_put_bytes(p, ev->body, ev->body_len);
 }

@@ -638,6 +638,14 @@ test_envelope_direct(void **state)
 			ev.ctype = "";
 			ev.ctype_len = 0;
 		}
+		if (si == 2) {		/* the fuzzer's: NULs, as avro-c */
+			ev.ctype = "\0\1\2abc";
+			ev.ctype_len = 6;
+		}
+		if (si == 3) {
+			ev.ctype = "text/plain\0; x=1";
+			ev.ctype_len = 17;
+		}
 		assert_int_equal(avroenc_value(ae, &ev, &v, err), AVROENC_OK);
 		assert_int_equal(avro_value_sizeof(&v, &n), 0);
 		assert_non_null(wr = avro_writer_memory(want, 80000));
