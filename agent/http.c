@@ -452,15 +452,16 @@ post_answer(struct agent *a, struct MHD_Connection *c, struct hreq *h)
  * request under way (headers complete: body, writer, answer) is not.
  */
 struct hconn {
-	struct hconn	*next, *prev;
+	struct hconn	*next, *prev;	/* under conns_lock */
 	int		 fd;
-	int		 busy;		/* in a request */
-	uint64_t	 since_us;	/* monotonic: start or last answer */
+	/* atomic: marked on every request, no lock on that path */
+	_Atomic int	 busy;		/* in a request */
+	_Atomic uint64_t since_us;	/* monotonic: start or last answer */
 };
 
 /* Marks C's connection as in a request (BUSY) or between requests. */
 static void
-conn_mark(struct agent *a, struct MHD_Connection *c, int busy)
+conn_mark(struct MHD_Connection *c, int busy)
 {
 	const union MHD_ConnectionInfo *ci;
 	struct hconn *hc;
@@ -468,10 +469,8 @@ conn_mark(struct agent *a, struct MHD_Connection *c, int busy)
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci == NULL || (hc = ci->socket_context) == NULL)
 		return;
-	pthread_mutex_lock(&a->conns_lock);
-	hc->busy = busy;
-	hc->since_us = clock_mono_us();
-	pthread_mutex_unlock(&a->conns_lock);
+	atomic_store(&hc->since_us, clock_mono_us());
+	atomic_store(&hc->busy, busy);
 }
 
 static void
@@ -522,10 +521,14 @@ reaper_main(void *arg)
 		usleep(REAP_EVERY_US);
 		pthread_mutex_lock(&a->conns_lock);
 		now = clock_mono_us();
-		for (struct hconn *hc = a->conns; hc != NULL; hc = hc->next)
-			if (!hc->busy && hc->fd != -1 &&
-			    now - hc->since_us > limit)
+		for (struct hconn *hc = a->conns; hc != NULL; hc = hc->next) {
+			/* A mark newer than NOW is not past any limit. */
+			uint64_t since = atomic_load(&hc->since_us);
+
+			if (!atomic_load(&hc->busy) && hc->fd != -1 &&
+			    now > since && now - since > limit)
 				shutdown(hc->fd, SHUT_RDWR);
+		}
 		pthread_mutex_unlock(&a->conns_lock);
 	}
 	return NULL;
@@ -542,7 +545,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 
 	(void)version;
 	if (h == NULL) {
-		conn_mark(a, c, 1);	/* headers complete: a request */
+		conn_mark(c, 1);	/* headers complete: a request */
 		switch ((r = httpreq_route(method, url))) {
 		case HTTPREQ_POST_EVENTS:
 			return post_begin(a, c, url, con_cls);
@@ -611,7 +614,8 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct hreq *h = *con_cls;
 
 	(void)toe;
-	conn_mark(cls, c, 0);	/* answered: the next one's clock starts */
+	(void)cls;
+	conn_mark(c, 0);	/* answered: the next one's clock starts */
 	if (h == NULL)
 		return;
 	atomic_fetch_sub(&h->a->requests, 1);

@@ -207,6 +207,7 @@ int
 writer_start(struct agent *a)
 {
 	pthread_condattr_t ca;
+	int ok;
 
 	a->qhead = a->qtail = NULL;
 	a->wstop = 0;
@@ -215,14 +216,22 @@ writer_start(struct agent *a)
 		return -1;
 	if (a->conf->spool.reserve == 0)
 		return 0;
-	if (pthread_condattr_init(&ca) != 0 ||
-	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&a->rcond, &ca) != 0 ||
-	    pthread_create(&a->reserver, NULL, reserver_main, a) != 0) {
+	/* The reserver's timed waits: on the monotonic clock. */
+	if (pthread_condattr_init(&ca) != 0) {
 		writer_stop(a);
 		return -1;
 	}
+	ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+	    pthread_cond_init(&a->rcond, &ca) == 0;
 	pthread_condattr_destroy(&ca);
+	if (ok && pthread_create(&a->reserver, NULL, reserver_main, a) != 0) {
+		pthread_cond_destroy(&a->rcond);
+		ok = 0;
+	}
+	if (!ok) {
+		writer_stop(a);
+		return -1;
+	}
 	a->reserving = 1;
 	return 0;
 }

@@ -869,16 +869,14 @@ avroenc_value(struct avroenc *ae, const struct spool_event *ev,
  * write) for each event was a third of the Avro file drain's CPU with
  * codec null (200,000 events: 0.20 s of CPU, 0.13 s without).
  * test_avroenc compares this with avro-c's encoding byte for byte.
- */
-/*
- * A string field's bytes as fill_envelope() hands them to avro-c: at most
- * SPOOL_CTYPE_MAX (events from HTTP cannot have more; the fuzzer's can,
- * and both paths must agree on them).
+ *
+ * A string field is cut to SPOOL_CTYPE_MAX bytes, as set_str() cuts it
+ * for avro-c: events from HTTP cannot have longer ones, the fuzzer's can,
+ * and both encodings must agree on them.
  */
 static size_t
-str_len(const char *s, size_t len)
+str_len(size_t len)
 {
-	(void)s;
 	return len > SPOOL_CTYPE_MAX ? SPOOL_CTYPE_MAX : len;
 }
 
@@ -896,13 +894,13 @@ avroenc_envelope_size(const struct spool_event *ev)
 
 	n += avrobin_long_size((int64_t)ev->seq);
 	n += avrobin_long_size((int64_t)ev->received_ms);
-	len = str_len(ev->stream, ev->stream_len);
+	len = str_len(ev->stream_len);
 	n += avrobin_long_size((int64_t)len) + len;
-	len = str_len(ev->ctype, ev->ctype_len);
+	len = str_len(ev->ctype_len);
 	n += avrobin_long_size((int64_t)len) + len;
 	n += 1;					/* the union's branch */
 	if (ev->addr_len > 0) {
-		len = str_len(ev->addr, ev->addr_len);
+		len = str_len(ev->addr_len);
 		n += avrobin_long_size((int64_t)len) + len;
 	}
 	return n + avrobin_long_size((int64_t)ev->body_len) + ev->body_len;
@@ -918,15 +916,13 @@ avroenc_envelope(const struct spool_event *ev, void *buf)
 	p = avrobin_put_bytes(p, hex, 2 * SPOOL_IDLEN);
 	p = avrobin_put_long(p, (int64_t)ev->seq);
 	p = avrobin_put_long(p, (int64_t)ev->received_ms);
-	p = avrobin_put_bytes(p, ev->stream, str_len(ev->stream,
-	    ev->stream_len));
-	p = avrobin_put_bytes(p, ev->ctype, str_len(ev->ctype, ev->ctype_len));
+	p = avrobin_put_bytes(p, ev->stream, str_len(ev->stream_len));
+	p = avrobin_put_bytes(p, ev->ctype, str_len(ev->ctype_len));
 	if (ev->addr_len == 0)
 		*p++ = 0;			/* branch 0: null */
 	else {
 		*p++ = 2;			/* branch 1: string */
-		p = avrobin_put_bytes(p, ev->addr, str_len(ev->addr,
-		    ev->addr_len));
+		p = avrobin_put_bytes(p, ev->addr, str_len(ev->addr_len));
 	}
 	avrobin_put_bytes(p, ev->body, ev->body_len);
 }

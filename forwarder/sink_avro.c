@@ -115,6 +115,7 @@ struct file {
 struct stream {
 	char		 name[SPOOL_STREAM_MAX + 1];
 	size_t		 len;
+	int		 envelope;	/* no schema: avroenc_envelope() */
 	uint64_t	 published;	/* highest LAST published */
 	struct file	*f;		/* the open file, or NULL */
 };
@@ -195,6 +196,7 @@ stream_get(struct sink_avro *s, const char *name, size_t len)
 	memset(st, 0, sizeof(*st));
 	memcpy(st->name, name, len);
 	st->len = len;
+	st->envelope = avroenc_is_envelope(s->ae, name, len);
 	return st;
 }
 
@@ -770,8 +772,7 @@ avro_send(void *sink, const struct spool_event *ev, char *err)
 		return SINK_OK;
 	}
 	/* Envelopes into blocks are ferry's to encode (avroenc_envelope). */
-	if (s->q != NULL && avroenc_is_envelope(s->ae, ev->stream,
-	    ev->stream_len)) {
+	if (s->q != NULL && st->envelope) {
 		if ((rc = append(s, st, ev, NULL, avroenc_envelope_size(ev),
 		    err)) != SINK_OK)
 			return rc;

@@ -613,8 +613,8 @@ kafka_send(void *arg, const struct spool_event *ev, char *err)
 	}
 	key_of(k, ev, &key, &klen);
 	h = headers_of(ev);
-	idx = (k->tail + k->count) % k->cap;	/* the slot, for dr_cb() */
 	sl = slot_push(k, ev->seq);
+	idx = (size_t)(sl - k->ring);		/* the slot, for dr_cb() */
 	e = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 	    RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vlen),

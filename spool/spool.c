@@ -621,63 +621,60 @@ spool_used_bytes(struct spool *sp)
  */
 #define RESERVE_PIECE	(1u << 20)	/* bytes written per lock hold */
 
+/* The end of the pages in use in *END; returns data.mdb's size, or 0. */
+static uint64_t
+reserve_state(struct spool *sp, int fd, uint64_t *end)
+{
+	MDB_envinfo info;
+	struct stat st;
+
+	mdb_env_info(sp->env, &info);
+	*end = ((uint64_t)info.me_last_pgno + 1) * sp->psize;
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
 int
 spool_reserve(struct spool *sp, uint64_t want, uint64_t *added, char *err)
 {
 	static const unsigned char zeros[64u << 10];
 	struct iovec iov[RESERVE_PIECE / sizeof(zeros)];
-	uint64_t total = 0;
+	uint64_t end, size;
 	int fd, rc;
 
 	*added = 0;
+	if ((rc = mdb_env_get_fd(sp->env, &fd)) != 0)
+		return spool_lmdb_fail(sp, rc, "reserving", err);
+	/* Refill only once half of it is used, not after every commit. */
+	size = reserve_state(sp, fd, &end);
+	if (size >= end + want / 2 || size >= sp->max_size)
+		return SPOOL_OK;
 	for (size_t i = 0; i < sizeof(iov) / sizeof(iov[0]); i++) {
 		iov[i].iov_base = (void *)zeros;
 		iov[i].iov_len = sizeof(zeros);
 	}
-	if ((rc = mdb_env_get_fd(sp->env, &fd)) != 0)
-		return spool_lmdb_fail(sp, rc, "reserving", err);
-	/* Refill only once half of it is used: one fdatasync per WANT/2. */
-	{
-		MDB_envinfo info;
-		struct stat st;
-		uint64_t end;
-
-		mdb_env_info(sp->env, &info);
-		end = ((uint64_t)info.me_last_pgno + 1) * sp->psize;
-		if (fstat(fd, &st) == 0 && ((uint64_t)st.st_size >= end +
-		    want / 2 || (uint64_t)st.st_size >= sp->max_size))
-			return SPOOL_OK;
-	}
 	for (;;) {
-		MDB_envinfo info;
 		MDB_txn *txn;
-		struct stat st;
-		uint64_t end, goal, len;
+		uint64_t goal, len;
 		size_t niov;
 		ssize_t n;
+		int e;
 
 		if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0)
 			return spool_lmdb_fail(sp, rc, "reserving", err);
-		mdb_env_info(sp->env, &info);
-		end = ((uint64_t)info.me_last_pgno + 1) * sp->psize;
+		size = reserve_state(sp, fd, &end);
 		goal = end + want < sp->max_size ? end + want : sp->max_size;
-		if (fstat(fd, &st) == -1 || (uint64_t)st.st_size >= goal) {
+		if (size == 0 || size >= goal) {
 			mdb_txn_abort(txn);
-			break;
+			return SPOOL_OK;
 		}
-		len = goal - (uint64_t)st.st_size;
-		if (len > RESERVE_PIECE)
-			len = RESERVE_PIECE;
+		len = goal - size < RESERVE_PIECE ? goal - size : RESERVE_PIECE;
 		niov = (len + sizeof(zeros) - 1) / sizeof(zeros);
 		iov[niov - 1].iov_len = len - (niov - 1) * sizeof(zeros);
-		n = pwritev(fd, iov, (int)niov, st.st_size);
+		n = pwritev(fd, iov, (int)niov, (off_t)size);
+		e = errno;
 		iov[niov - 1].iov_len = sizeof(zeros);
 		mdb_txn_abort(txn);
-		if (n == -1) {
-			ERR("spool %s: reserving space in data.mdb: %s",
-			    sp->dir, strerror(errno));
-			return errno == ENOSPC ? SPOOL_FULL : SPOOL_ERR;
-		}
+		errno = e;
 		/*
 		 * Write the piece out now, a piece at a time: left for the
 		 * next commit's fdatasync, all of it would be that commit's
@@ -689,17 +686,16 @@ spool_reserve(struct spool *sp, uint64_t want, uint64_t *added, char *err)
 		 * bytes written per event).  Pages LMDB has written since are
 		 * dirty or under writeback, and are not dropped.
 		 */
-		if (sync_file_range(fd, st.st_size, n, SYNC_FILE_RANGE_WAIT_BEFORE
-		    | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == -1) {
+		if (n == -1 || sync_file_range(fd, (off_t)size, n,
+		    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+		    SYNC_FILE_RANGE_WAIT_AFTER) == -1) {
 			ERR("spool %s: reserving space in data.mdb: %s",
 			    sp->dir, strerror(errno));
 			return errno == ENOSPC ? SPOOL_FULL : SPOOL_ERR;
 		}
-		(void)posix_fadvise(fd, st.st_size, n, POSIX_FADV_DONTNEED);
-		total += (uint64_t)n;
-		*added = total;
+		(void)posix_fadvise(fd, (off_t)size, n, POSIX_FADV_DONTNEED);
+		*added += (uint64_t)n;
 	}
-	return SPOOL_OK;
 }
 
 /* Estimated bytes an appended event takes, indexes included. */

@@ -238,11 +238,11 @@ uint64_t spool_max_bytes(const struct spool *);
 /*
  * Once less than WANT/2 bytes of data.mdb are left past the last page in
  * use, writes zeros after its end until WANT bytes are (never past
- * max_size), so that the commits
- * that follow write into blocks the file has (see spool.c).  Any thread;
- * waits for LMDB's writer lock, so not while this thread has a write
- * transaction.  Sets *ADDED to the bytes written.  SPOOL_FULL: the disk is
- * full (nothing is lost; commits extend the file themselves).
+ * max_size), so that the commits that follow write into blocks the file
+ * has (see spool.c).  Any thread; waits for LMDB's writer lock, so not
+ * while this thread has a write transaction.  Sets *ADDED to the bytes
+ * written.  SPOOL_FULL: the disk is full (nothing is lost; commits extend
+ * the file themselves).
  */
 int	spool_reserve(struct spool *, uint64_t want, uint64_t *added,
 	    char *err);

@@ -54,6 +54,22 @@ ms() { echo $(( $(date +%s%N) / 1000000 )); }
 stored() { spool_ls && spool_py "sum(1 for e in evs if e['stream']=='$1')"; }
 # fds: the agent's open file descriptors.
 fds() { ls "/proc/$APID/fd" 2>/dev/null | wc -l; }
+# sample_start NAME: notes the agent's fds in B0 and samples them every
+# 0.2 s into $TMP/NAME-samp.json; sample_stop NAME: ends that and sets
+# PEAK, the most fds seen.
+sample_start() {
+	B0=$(fds)
+	rm -f "$TMP/stop-samp"
+	$HS sample "$APID" --every 0.2 --stop "$TMP/stop-samp" \
+	    --out "$TMP/$1-samp.json" &
+	SP=$!
+	track $SP
+}
+sample_stop() {
+	touch "$TMP/stop-samp"; wait $SP
+	PEAK=$(sj "$TMP/$1-samp.json" 'max(s["fds"] for s in r)')
+}
+sj() { $PY -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
 
 # hreq NAME HEAD [hostile.py req options]: sends HEAD (escapes decoded,
 # {CL} = length of --body) from a raw socket.  Sets ST (status of the
@@ -139,12 +155,7 @@ serving "at the start"
 # a second.  C: 5 x 8 from 127.0.0.4-8, headers.  Together they want every
 # one of max_conns = 48.  They keep going for SLOW_BOUND + 3 s.
 SLOW_SECS=$((SLOW_BOUND + 3))
-B0=$(fds)
-rm -f "$TMP/stop-samp"
-$HS sample "$APID" --every 0.2 --stop "$TMP/stop-samp" \
-    --out "$TMP/slow-samp.json" &
-SP=$!
-track $SP
+sample_start slow
 $HS trickle "$PORT" --src 127.0.0.1 --conns 12 --interval 1 --secs $SLOW_SECS \
     --mode header --stream h-slow >"$TMP/slowA.json" &
 SA=$!
@@ -162,8 +173,7 @@ sleep 1
 # The ordinary client, while the attackers hold (or want) every slot.
 serving "during slowloris on all of max_conns" $SLOW_BOUND
 wait $SA $SB $SC4 $SC5 $SC6 $SC7 $SC8
-touch "$TMP/stop-samp"; wait $SP
-sj() { $PY -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
+sample_stop slow
 is "slowloris A: exactly 4 of 12 over max_conns_per_ip closed at once" \
     "$(sj "$TMP/slowA.json" 'r["refused"]')" 4
 is "slowloris A: no answer to an unfinished header block" \
@@ -191,7 +201,6 @@ is "slowloris chunked body (B): every connection cut within $SLOW_BOUND s" \
 is "slowloris chunked body: never answered 200" \
     "$(sj "$TMP/slowB.json" '[a for a in r["answers"] if " 200 " in a]')" "[]"
 is "slowloris: nothing stored" "$(stored h-slow) $(stored h-slowbody)" "0 0"
-PEAK=$(sj "$TMP/slow-samp.json" 'max(s["fds"] for s in r)')
 diag "agent fds: $B0 before slowloris, peak $PEAK"
 is "slowloris: agent fds never above baseline + max_conns" \
     "$((PEAK <= B0 + 48 + 2))" 1
@@ -200,12 +209,7 @@ serving "after slowloris"
 # --- connection flood -------------------------------------------------------
 # 20 silent connections from 127.0.0.1 (12 over max_conns_per_ip) and 8
 # from each of 127.0.0.3-8: 68 in all, 20 over max_conns.
-B0=$(fds)
-rm -f "$TMP/stop-samp"
-$HS sample "$APID" --every 0.2 --stop "$TMP/stop-samp" \
-    --out "$TMP/flood-samp.json" &
-SP=$!
-track $SP
+sample_start flood
 $HS hold "$PORT" --srcs 127.0.0.1 --per-src 20 --secs $SLOW_BOUND \
     >"$TMP/floodA.json" &
 FA=$!
@@ -234,8 +238,7 @@ is "flood: every connection closed by the agent within $SLOW_BOUND s" \
     "0 0"
 # fds back at the baseline within 3 s
 i=0; while [ "$(fds)" -gt $((B0 + 1)) ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
-touch "$TMP/stop-samp"; wait $SP
-PEAK=$(sj "$TMP/flood-samp.json" 'max(s["fds"] for s in r)')
+sample_stop flood
 diag "agent fds: $B0 before the flood, peak $PEAK, $(fds) after"
 is "flood: agent fds never above baseline + max_conns" \
     "$((PEAK <= B0 + 48 + 2))" 1
