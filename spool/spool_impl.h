@@ -27,13 +27,18 @@ void	spool_seterr(char *err, const char *fmt, ...)
 #define CURSOR_VAL	16
 
 /* dedup.c: fingerprint prefix -> first_seen_ms, see its header. */
+#define DINDEX_MOVE_STEP	8		/* old slots moved per put */
+#define DINDEX_TOMB		UINT64_MAX	/* deleted, in the old table */
 struct dindex {
 	struct dentry {
 		uint64_t	 fp;
 		uint64_t	 t;	/* 0: empty slot */
 	}		*e;
 	size_t		 cap;		/* a power of two, or 0 */
-	size_t		 n;
+	size_t		 n;		/* entries, in both tables */
+	struct dentry	*old;		/* growing: the table before, or NULL */
+	size_t		 ocap;
+	size_t		 moved;		/* old slots below it copied across */
 };
 int		dindex_put(struct dindex *, uint64_t fp, uint64_t t);
 void		dindex_prefetch(const struct dindex *, uint64_t fp);

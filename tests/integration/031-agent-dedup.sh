@@ -71,6 +71,30 @@ is "json_key: keys stored" "$(spool_py \
 is "json_key on a single event: duplicate of the batch's b" \
     "$(post jk application/json '{"id":"b","n":9}')" "$D1"
 
+# --- while the in-memory index grows -------------------------------------
+# The index doubles at 717 and at 1434 entries and moves its old table
+# across a few slots a put (spool/dedup.c): after 1500 new ids it is
+# halfway through the second move, and every one of them must still be
+# found, whichever table holds it.
+# (Two batches each: max_events is 1000.)
+seq 1 750 | sed 's/.*/{"id":"g-&"}/' >"$TMP/g1"
+seq 751 1500 | sed 's/.*/{"id":"g-&"}/' >"$TMP/g2"
+sed 's/}$/,"again":1}/' "$TMP/g1" >"$TMP/g3"
+sed 's/}$/,"again":1}/' "$TMP/g2" >"$TMP/g4"
+is "750 new ids: all accepted" \
+    "$(post grow application/x-ndjson "@$TMP/g1")" \
+    '200 {"accepted":750,"duplicates":0}'
+is "750 more: all accepted" \
+    "$(post grow application/x-ndjson "@$TMP/g2")" \
+    '200 {"accepted":750,"duplicates":0}'
+is "the first 750 again: all duplicates" \
+    "$(post grow application/x-ndjson "@$TMP/g3")" \
+    '200 {"accepted":0,"duplicates":750}'
+is "the next 750 again: all duplicates" \
+    "$(post grow application/x-ndjson "@$TMP/g4")" \
+    '200 {"accepted":0,"duplicates":750}'
+is "stream grow: 1500 events" "$(stored grow)" 1500
+
 # --- 20 clients, one key, the same moment --------------------------------
 i=0 cpids=""
 while [ $i -lt 20 ]; do

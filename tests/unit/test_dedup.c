@@ -1,8 +1,8 @@
 /*
  * test_dedup.c: the in-memory fingerprint index of the spool (spool/dedup.c)
  * against a plain array as the reference, with keys chosen to collide, so
- * that probing, growth and backward-shift deletion around the table's end
- * are all exercised.
+ * that probing, growth (incremental: two tables at once) and backward-shift
+ * deletion around the table's end are all exercised.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,6 +86,111 @@ t_against_reference(void **state)
 	free(r);
 }
 
+/* Live reference entries with FP. */
+static size_t
+ref_count(const struct ref *r, size_t n, uint64_t fp)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += r[i].live && r[i].fp == fp;
+	return c;
+}
+
+/*
+ * Growth moves the old table across a few slots a put, never all at once:
+ * while both tables exist every live entry is found exactly once (a copy
+ * left behind in the old table is not a second candidate), deletes reach
+ * entries on either side, and a growth never finds more than a step's
+ * worth of the previous one still to move.
+ */
+static void
+t_growth_is_incremental(void **state)
+{
+	enum { M = 12000 };
+	struct dindex d = { 0 };
+	struct ref *r = calloc(M, sizeof(*r));
+	size_t growths = 0, checked_during = 0, live = 0;
+
+	(void)state;
+	srand(11);
+	for (size_t i = 0; i < M; i++) {
+		size_t cap = d.cap, left = d.old ? d.ocap - d.moved : 0;
+		int seen;
+
+		r[i].fp = ((uint64_t)rand() << 16) | (uint64_t)(rand() % 32);
+		if (i % 7 == 6)
+			r[i].fp = r[i - 2].fp;
+		r[i].t = 5000 + i;
+		assert_int_equal(dindex_put(&d, r[i].fp, r[i].t), 0);
+		r[i].live = 1;
+		live++;
+		if (d.cap != cap) {
+			growths++;
+			/* the previous growth was all but done */
+			assert_true(left <= DINDEX_MOVE_STEP);
+			if (cap > 0) {
+				/* this one has only just started */
+				assert_non_null(d.old);
+				assert_int_equal(d.ocap, cap);
+				assert_true(d.moved <= DINDEX_MOVE_STEP);
+			}
+		}
+		if (i % 3 == 1) {
+			size_t j = (size_t)rand() % (i + 1);
+
+			if (r[j].live) {
+				assert_int_equal(dindex_del(&d, r[j].fp,
+				    r[j].t), 1);
+				assert_int_equal(dindex_del(&d, r[j].fp,
+				    r[j].t), 0);
+				r[j].live = 0;
+				live--;
+			}
+		}
+		assert_int_equal(d.n, live);
+		/* the whole reference, now and then while both tables exist */
+		if (d.old != NULL && i % 97 == 0) {
+			checked_during++;
+			for (size_t j = 0; j <= i; j++) {
+				size_t c = count_fp(&d, r[j].fp, r[j].t,
+				    &seen);
+
+				assert_int_equal(seen, r[j].live);
+				assert_int_equal(c, ref_count(r, i + 1,
+				    r[j].fp));
+			}
+		}
+	}
+	assert_true(growths >= 4);
+	assert_true(checked_during >= 10);
+	for (size_t i = 0; i < M; i++)
+		if (r[i].live)
+			assert_int_equal(dindex_del(&d, r[i].fp, r[i].t), 1);
+	assert_int_equal(d.n, 0);
+	for (size_t i = 0; i < d.cap; i++)
+		assert_int_equal(d.e[i].t, 0);
+	for (size_t i = d.moved; d.old != NULL && i < d.ocap; i++)
+		assert_true(d.old[i].t == 0 || d.old[i].t == DINDEX_TOMB);
+	dindex_free(&d);
+	free(r);
+}
+
+/* A time equal to the tombstone's mark is stored, found and deleted. */
+static void
+t_time_of_tombstone(void **state)
+{
+	struct dindex d = { 0 };
+	size_t iter = 0;
+
+	(void)state;
+	assert_int_equal(dindex_put(&d, 9, DINDEX_TOMB), 0);
+	assert_int_equal(dindex_next(&d, 9, &iter), DINDEX_TOMB - 1);
+	assert_int_equal(dindex_del(&d, 9, DINDEX_TOMB), 1);
+	assert_int_equal(d.n, 0);
+	dindex_free(&d);
+}
+
 static void
 t_empty_and_zero_time(void **state)
 {
@@ -109,6 +214,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_against_reference),
 		cmocka_unit_test(t_empty_and_zero_time),
+		cmocka_unit_test(t_growth_is_incremental),
+		cmocka_unit_test(t_time_of_tombstone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
