@@ -583,6 +583,33 @@ if [ -n "$FILLED" ]; then
 		BOOT="" ;;
 	esac
 fi
+# The mock picks each partition's leader at random, so the two topics could
+# differ: all four partitions on one broker (one producer thread compressing
+# everything) for one, spread over three for the other.  Both get the same
+# leaders, partition P on broker P % 3 + 1, and the layout is checked.
+if [ -n "$BOOT" ]; then
+	for t in bench.fwd bench.kcat; do
+		for p in 0 1 2 3; do
+			echo "leader $t $p $((p % 3 + 1))" >&9
+		done
+	done
+	i=0
+	while [ "$(grep -c '^ok$' "$W/kmock.out")" -lt 8 ] && [ "$i" -lt 50 ]
+	do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	for t in bench.fwd bench.kcat; do
+		l=$(kcat -L -b "$BOOT" -t "$t" 2>>"$W/kcat.log" |
+		    awk '$1 == "partition" { printf "%s", $4 }' | tr -d ,)
+		if [ "$l" = 1231 ]; then
+			echo "   topic $t: partitions 0-3 led by brokers 1 2 3 1"
+		else
+			fail "topic $t: leaders \"$l\", not 1231 (see $W/kmock.out)"
+			BOOT=""
+		fi
+	done
+fi
 
 if [ -n "$BOOT" ]; then
 	fwd_conf "$W/fwd-kafka.conf" "[sink.kafka]" "type = kafka" \
