@@ -378,7 +378,7 @@ rm -rf "$SPOOL"
 FWD=$B/ferry-forwarder
 MOCK=$B/tests/kafka-mock
 FN=${BENCH_FWD_EVENTS:-200000}
-FR=${BENCH_FWD_ROUNDS:-3}
+FR=${BENCH_FWD_ROUNDS:-5}
 FT=${BENCH_FWD_TIMEOUT:-30}
 FSRC=$W/fwd-src
 FSPOOL=$W/fwd-spool
