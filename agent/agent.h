@@ -62,6 +62,8 @@ struct metrics {
 	_Atomic uint64_t	commits;
 	_Atomic uint64_t	batch[METRIC_BATCH_BUCKETS];
 	_Atomic uint64_t	batch_sum;
+	_Atomic uint64_t	dedup_entries;	/* as of the last commit */
+	_Atomic uint64_t	dedup_bytes;
 };
 
 struct tokens;
@@ -128,6 +130,8 @@ enum auth_result tokens_check(const struct tokens *, const char *authz,
 
 /* metrics.c */
 void	metrics_commit(struct metrics *, uint64_t usec, size_t events);
+/* The dedup index's size, from the writer after each commit. */
+void	metrics_dedup(struct metrics *, const struct spool *);
 void	metrics_status(struct metrics *, unsigned code);
 char	*metrics_render(struct agent *, size_t *len);
 

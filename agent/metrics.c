@@ -41,6 +41,16 @@ metrics_commit(struct metrics *m, uint64_t usec, size_t events)
 }
 
 void
+metrics_dedup(struct metrics *m, const struct spool *sp)
+{
+	uint64_t entries, bytes;
+
+	spool_dedup_memory(sp, &entries, &bytes);
+	atomic_store(&m->dedup_entries, entries);
+	atomic_store(&m->dedup_bytes, bytes);
+}
+
+void
 metrics_status(struct metrics *m, unsigned code)
 {
 	if (code < METRIC_STATUS_MAX)
@@ -218,11 +228,20 @@ metrics_render(struct agent *a, size_t *len)
 	    "ferry_events_rejected_full_total %llu\n"
 	    "# HELP ferry_event_bytes_total Body bytes of accepted "
 	    "requests.\n# TYPE ferry_event_bytes_total counter\n"
-	    "ferry_event_bytes_total %llu\n",
+	    "ferry_event_bytes_total %llu\n"
+	    "# HELP ferry_dedup_entries Events the in-memory dedup index "
+	    "remembers (within [dedup] window).\n"
+	    "# TYPE ferry_dedup_entries gauge\nferry_dedup_entries %llu\n"
+	    "# HELP ferry_dedup_index_bytes Memory of the dedup index's "
+	    "tables.\n"
+	    "# TYPE ferry_dedup_index_bytes gauge\n"
+	    "ferry_dedup_index_bytes %llu\n",
 	    (unsigned long long)atomic_load(&m->events),
 	    (unsigned long long)atomic_load(&m->duplicates),
 	    (unsigned long long)atomic_load(&m->rejected_full),
-	    (unsigned long long)atomic_load(&m->bytes));
+	    (unsigned long long)atomic_load(&m->bytes),
+	    (unsigned long long)atomic_load(&m->dedup_entries),
+	    (unsigned long long)atomic_load(&m->dedup_bytes));
 	render_histograms(&b, m);
 	render_spool(&b, a);
 	if (b.oom) {

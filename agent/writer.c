@@ -124,6 +124,7 @@ commit_batch(struct agent *a, struct intake_req *list)
 	atomic_store(&a->full, full);
 	if (events > 0)
 		metrics_commit(&a->m, clock_mono_us() - t0, events);
+	metrics_dedup(&a->m, a->spool);
 	/* Once per commit, not per answer: are clients to slow down? */
 	writer_note_space(a);
 }

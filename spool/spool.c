@@ -107,6 +107,16 @@ spool_max_bytes(const struct spool *sp)
 }
 
 void
+spool_dedup_memory(const struct spool *sp, uint64_t *entries,
+    uint64_t *bytes)
+{
+	const struct dindex *d = &sp->dindex;
+
+	*entries = d->n;
+	*bytes = (uint64_t)(d->cap + d->ocap) * sizeof(struct dentry);
+}
+
+void
 spool_id_hex(const unsigned char *id, char *buf)
 {
 	sodium_bin2hex(buf, 2 * SPOOL_IDLEN + 1, id, SPOOL_IDLEN);

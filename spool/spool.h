@@ -236,6 +236,14 @@ int	spool_stat(struct spool *, struct spool_stat *, char *err);
 uint64_t spool_used_bytes(struct spool *);
 uint64_t spool_max_bytes(const struct spool *);
 /*
+ * The in-memory dedup index (spool/dedup.c): the fingerprints it holds and
+ * the bytes of its tables (two while it grows).  Both 0 until this process
+ * first writes, which builds it.  The writing thread only, between its
+ * transactions.
+ */
+void	spool_dedup_memory(const struct spool *, uint64_t *entries,
+	    uint64_t *bytes);
+/*
  * Once less than WANT/2 bytes of data.mdb are left past the last page in
  * use, writes zeros after its end until WANT bytes are (never past
  * max_size), so that the commits that follow write into blocks the file

@@ -94,6 +94,13 @@ is "the next 750 again: all duplicates" \
     "$(post grow application/x-ndjson "@$TMP/g4")" \
     '200 {"accepted":0,"duplicates":750}'
 is "stream grow: 1500 events" "$(stored grow)" 1500
+curl -s --max-time 5 "$URL/metrics" >"$TMP/metrics"
+is "/metrics: the index holds what the spool remembers" \
+    "$(sed -n 's/^ferry_dedup_entries //p' "$TMP/metrics")" \
+    "$("$FS" -d "$SPOOL" --json stat | $PY -c \
+    'import json, sys; print(json.load(sys.stdin)["dedup_entries"])')"
+is "/metrics: mid-growth, both tables counted (2048 + 4096 slots of 16 bytes)" \
+    "$(sed -n 's/^ferry_dedup_index_bytes //p' "$TMP/metrics")" 98304
 
 # --- 20 clients, one key, the same moment --------------------------------
 i=0 cpids=""

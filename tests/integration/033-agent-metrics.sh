@@ -49,6 +49,8 @@ C400=$(m "$TMP/m0" 'ferry_http_requests_total{code="400"}')
 [ "$C400" = absent ] && C400=0
 is "before: no event accepted" \
     "$(m "$TMP/m0" ferry_events_accepted_total)" 0
+is "before: the dedup index is not built yet" \
+    "$(m "$TMP/m0" ferry_dedup_index_bytes)" 0
 
 i=1
 while [ $i -le $N ]; do
@@ -104,6 +106,10 @@ is "ferry_spool_limit_bytes = max_size" \
     "$(m "$TMP/m1" ferry_spool_limit_bytes)" 8388608
 like "ferry_spool_used_bytes > 0" "$(m "$TMP/m1" ferry_spool_used_bytes)" \
     '^[1-9][0-9]*$'
+is "ferry_dedup_entries = N (remembered within the window)" \
+    "$(m "$TMP/m1" ferry_dedup_entries)" $N
+is "ferry_dedup_index_bytes: the smallest table, 1024 slots of 16 bytes" \
+    "$(m "$TMP/m1" ferry_dedup_index_bytes)" 16384
 is "no sink yet: no lag series" \
     "$(m "$TMP/m1" 'ferry_sink_lag_events{sink="web"}')" absent
 
