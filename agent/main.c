@@ -187,10 +187,17 @@ main(int argc, char **argv)
 	/* Become the spool's writer now: lock, and load the dedup index. */
 	{
 		struct spool_wtxn *w;
+		uint64_t t0 = clock_mono_ms();
 
 		if ((rc = spool_wbegin(a.spool, &w, err)) != SPOOL_OK)
 			fatalx("%s", err);
 		spool_wabort(w);
+		metrics_dedup(&a.m, a.spool);
+		log_info("dedup index: %llu events of the window loaded in "
+		    "%llu ms (%llu MiB)",
+		    (unsigned long long)atomic_load(&a.m.dedup_entries),
+		    (unsigned long long)(clock_mono_ms() - t0),
+		    (unsigned long long)(atomic_load(&a.m.dedup_bytes) >> 20));
 	}
 
 	/* 6. The writer, 7. the HTTP server. */

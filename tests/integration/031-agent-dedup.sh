@@ -131,6 +131,14 @@ is "before restart: accepted" \
 agent_stop
 is "SIGTERM: exit 0" "$AGENT_RC" 0
 ok "agent restarts" agent_start
+curl -s --max-time 5 "$URL/metrics" >"$TMP/metrics2"
+DE=$("$FS" -d "$SPOOL" --json stat | $PY -c \
+    'import json, sys; print(json.load(sys.stdin)["dedup_entries"])')
+is "after restart, before any commit: /metrics counts the loaded index" \
+    "$(sed -n 's/^ferry_dedup_entries //p' "$TMP/metrics2")" "$DE"
+like "after restart: the log says how much of the index was loaded" \
+    "$(grep "dedup index:" "$TMP/agent.log" | tail -n 1)" \
+    "dedup index: $DE events of the window loaded in [0-9]+ ms"
 is "after restart: duplicate" \
     "$(post rs application/json '{"r":1}' -H 'Idempotency-Key: rs-1')" "$D1"
 is "after restart, no key: same body a duplicate" \
