@@ -290,8 +290,11 @@ refused "chunked body of 2 MiB" 413 h-chunk 'max_body'
 # A chunked body that stalls: cut at the idle timeout, nothing stored.
 hreq stall "POST /v1/events/h-stall HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"s\":1}\n\r\n8\r\n{\"s\":2}\n\r\n" \
     --timeout $((IDLE + 4))
+# Near: from 50 ms before (libmicrohttpd counts its timeout in whole
+# milliseconds from when it read the last chunk, and cut at 1.999 s in two
+# of our runs) to 2 s after.
 like "chunked body that never ends: connection cut near idle_timeout" \
-    "$CLOSED" "^($IDLE|$((IDLE + 1)))\\."
+    "$CLOSED" "^($((IDLE - 1))\\.9[5-9]|$IDLE\\.|$((IDLE + 1))\\.)"
 like "chunked body that never ends: never answered 200" "$ST" '^(none|4[0-9][0-9])$'
 is "chunked body that never ends: nothing stored" "$(stored h-stall)" 0
 # A gzip bomb: 100 MiB of blanks in one event, about 100 KB compressed.
