@@ -62,7 +62,7 @@ struct metrics {
 	_Atomic uint64_t	commits;
 	_Atomic uint64_t	batch[METRIC_BATCH_BUCKETS];
 	_Atomic uint64_t	batch_sum;
-	_Atomic uint64_t	dedup_entries;	/* as of the last commit */
+	_Atomic uint64_t	dedup_entries;	/* at load, then each commit */
 	_Atomic uint64_t	dedup_bytes;
 };
 
@@ -130,7 +130,7 @@ enum auth_result tokens_check(const struct tokens *, const char *authz,
 
 /* metrics.c */
 void	metrics_commit(struct metrics *, uint64_t usec, size_t events);
-/* The dedup index's size, from the writer after each commit. */
+/* The dedup index's size: once loaded, then from the writer each commit. */
 void	metrics_dedup(struct metrics *, const struct spool *);
 void	metrics_status(struct metrics *, unsigned code);
 char	*metrics_render(struct agent *, size_t *len);

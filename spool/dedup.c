@@ -25,8 +25,8 @@
  * 1.5 million entries and 232 ms at 5.9 million (more on a machine whose
  * fresh memory is slow to touch).  Instead the full table becomes the old
  * one, a table twice its size the current one, and each put moves the
- * entries of the next MOVE_STEP slots of the old table across, in slot
- * order, so the old table is empty long before the new one fills.  While
+ * entries of the next DINDEX_MOVE_STEP slots of the old table across, in
+ * slot order, so the old table is empty long before the new one fills.  While
  * both exist, puts go to the new table and lookups and deletes look in
  * both.  Entries never move within the old table: slots below d->moved
  * have been copied (their stale copies are skipped), and a delete there
@@ -39,13 +39,18 @@
 #include "spool_impl.h"
 
 #define DINDEX_MIN	1024
-#define MOVE_STEP	DINDEX_MOVE_STEP
-#define TOMB		DINDEX_TOMB
 
 static size_t
 home(size_t cap, uint64_t fp)
 {
 	return (size_t)fp & (cap - 1);
+}
+
+/* T as stored: 0 marks an empty slot, DINDEX_TOMB a deleted one. */
+static uint64_t
+stored_time(uint64_t t)
+{
+	return t == 0 ? 1 : t == DINDEX_TOMB ? DINDEX_TOMB - 1 : t;
 }
 
 /* Stores FP, T in a table with room; counts nothing. */
@@ -75,7 +80,7 @@ move_some(struct dindex *d, size_t n)
 	for (; n > 0 && d->moved < d->ocap; n--, d->moved++) {
 		const struct dentry *o = &d->old[d->moved];
 
-		if (o->t != 0 && o->t != TOMB)
+		if (o->t != 0 && o->t != DINDEX_TOMB)
 			put_slot(d->e, d->cap, o->fp, o->t);
 	}
 	if (d->old != NULL && d->moved == d->ocap) {
@@ -109,11 +114,10 @@ dindex_grow(struct dindex *d)
 int
 dindex_put(struct dindex *d, uint64_t fp, uint64_t t)
 {
-	move_some(d, MOVE_STEP);
+	move_some(d, DINDEX_MOVE_STEP);
 	if ((d->n + 1) * 10 > d->cap * 7 && dindex_grow(d) != 0)
 		return -1;
-	/* 0 marks an empty slot, TOMB a deleted one: neither is a time. */
-	put_slot(d->e, d->cap, fp, t == 0 ? 1 : t == TOMB ? TOMB - 1 : t);
+	put_slot(d->e, d->cap, fp, stored_time(t));
 	d->n++;
 	return 0;
 }
@@ -136,7 +140,8 @@ dindex_prefetch(const struct dindex *d, uint64_t fp)
 /*
  * *iter is 0 to start; up to d->cap, one past the slot of the current
  * table last returned; above it, d->cap + 1 + the next slot of the old
- * table to look at.
+ * table to look at (only while there is one: D does not change between
+ * the calls of one walk).
  */
 uint64_t
 dindex_next(const struct dindex *d, uint64_t fp, size_t *iter)
@@ -156,11 +161,9 @@ dindex_next(const struct dindex *d, uint64_t fp, size_t *iter)
 			return 0;
 		*iter = d->cap + 1 + home(d->ocap, fp);
 	}
-	if (d->old == NULL)
-		return 0;
 	for (i = *iter - d->cap - 1; d->old[i].t != 0;
 	    i = (i + 1) & (d->ocap - 1))
-		if (d->old[i].fp == fp && d->old[i].t != TOMB &&
+		if (d->old[i].fp == fp && d->old[i].t != DINDEX_TOMB &&
 		    i >= d->moved) {
 			*iter = d->cap + 1 + ((i + 1) & (d->ocap - 1));
 			return d->old[i].t;
@@ -197,7 +200,7 @@ dindex_del(struct dindex *d, uint64_t fp, uint64_t t)
 
 	if (d->cap == 0)
 		return 0;
-	t = t == 0 ? 1 : t == TOMB ? TOMB - 1 : t;
+	t = stored_time(t);
 	for (i = home(d->cap, fp); d->e[i].t != 0; i = (i + 1) & (d->cap - 1))
 		if (d->e[i].fp == fp && d->e[i].t == t) {
 			del_slot(d->e, d->cap, i);
@@ -209,7 +212,7 @@ dindex_del(struct dindex *d, uint64_t fp, uint64_t t)
 	for (i = home(d->ocap, fp); d->old[i].t != 0;
 	    i = (i + 1) & (d->ocap - 1))
 		if (d->old[i].fp == fp && d->old[i].t == t && i >= d->moved) {
-			d->old[i].t = TOMB;
+			d->old[i].t = DINDEX_TOMB;
 			d->n--;
 			return 1;
 		}

@@ -37,6 +37,23 @@ count_fp(const struct dindex *d, uint64_t fp, uint64_t want_t, int *seen)
 	return n;
 }
 
+/*
+ * Deletes one of the first N reference entries, chosen at random, if it
+ * is live: found once, then no more.  Returns how many it deleted.
+ */
+static size_t
+del_random(struct dindex *d, struct ref *r, size_t n)
+{
+	size_t j = (size_t)rand() % n;
+
+	if (!r[j].live)
+		return 0;
+	assert_int_equal(dindex_del(d, r[j].fp, r[j].t), 1);
+	assert_int_equal(dindex_del(d, r[j].fp, r[j].t), 0);
+	r[j].live = 0;
+	return 1;
+}
+
 static void
 t_against_reference(void **state)
 {
@@ -56,17 +73,8 @@ t_against_reference(void **state)
 		r[i].live = 1;
 		live++;
 		/* delete a random live entry now and then */
-		if (rand() % 3 == 0) {
-			size_t j = (size_t)rand() % (i + 1);
-			if (r[j].live) {
-				assert_int_equal(dindex_del(&d, r[j].fp,
-				    r[j].t), 1);
-				assert_int_equal(dindex_del(&d, r[j].fp,
-				    r[j].t), 0);
-				r[j].live = 0;
-				live--;
-			}
-		}
+		if (rand() % 3 == 0)
+			live -= del_random(&d, r, i + 1);
 	}
 	assert_int_equal(d.n, live);
 	for (size_t i = 0; i < N; i++) {
@@ -136,18 +144,8 @@ t_growth_is_incremental(void **state)
 				assert_true(d.moved <= DINDEX_MOVE_STEP);
 			}
 		}
-		if (i % 3 == 1) {
-			size_t j = (size_t)rand() % (i + 1);
-
-			if (r[j].live) {
-				assert_int_equal(dindex_del(&d, r[j].fp,
-				    r[j].t), 1);
-				assert_int_equal(dindex_del(&d, r[j].fp,
-				    r[j].t), 0);
-				r[j].live = 0;
-				live--;
-			}
-		}
+		if (i % 3 == 1)
+			live -= del_random(&d, r, i + 1);
 		assert_int_equal(d.n, live);
 		/* the whole reference, now and then while both tables exist */
 		if (d.old != NULL && i % 97 == 0) {
