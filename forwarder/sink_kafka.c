@@ -619,6 +619,7 @@ kafka_send(void *arg, const struct spool_event *ev, char *err)
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 	    RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vlen),
 	    RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_HEADERS(h),
+	    RD_KAFKA_V_TIMESTAMP((int64_t)ev->received_ms),
 	    RD_KAFKA_V_OPAQUE((void *)idx), RD_KAFKA_V_END);
 	if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
 		return SINK_OK;

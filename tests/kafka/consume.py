@@ -10,7 +10,8 @@ reached) or SECONDS (default 20) have passed, and prints one JSON object a
 line, in partition then offset order:
 
   {"topic", "partition", "offset", "key" (str, or null), "key_b64",
-   "value" (base64, or null), "headers" {name: str}, "partitions" (of the topic),
+   "value" (base64, or null), "headers" {name: str}, "timestamp" (ms),
+   "timestamp_type" (0 CreateTime, 1 LogAppendTime), "partitions" (of the topic),
    "keyed_partition" (what python-kafka's DefaultPartitioner, murmur2,
    picks for the key; null without a key)}
 
@@ -48,6 +49,8 @@ def record(msg, nparts):
         "value": None if msg.value is None else
         base64.b64encode(msg.value).decode(),
         "headers": {k: text(v) for k, v in (msg.headers or [])},
+        "timestamp": msg.timestamp,
+        "timestamp_type": msg.timestamp_type,
         "partitions": nparts,
         "keyed_partition": keyed,
     }
