@@ -723,6 +723,9 @@ json_event(struct dec *d, const unsigned char *s, size_t n, size_t line)
 
 	if ((rc = ev_push(d, s, n, &ev)) != 0)
 		return rc;
+	if (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+		return fail(d, 400, "line %zu: starts with a UTF-8 byte order "
+		    "mark (EF BB BF): send JSON without one", line ? line : 1);
 	if (d->lim->check && (rc = schema_check(d, s, n, line)) != 0)
 		return rc;
 	memset(&sc, 0, sizeof(sc));

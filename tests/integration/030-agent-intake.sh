@@ -92,6 +92,13 @@ refused "invalid JSON" "$(post inv application/json '{"a":')" 400 inv
 refused "two JSON values as application/json" \
     "$(post inv2 application/json '{"a":1} {"b":2}')" 400 inv2
 refused "empty body" "$(post empty application/json '')" 400 empty
+R=$(post bom application/json "$(printf '\357\273\277{"a":1}')")
+refused "JSON after a byte order mark" "$R" 400 bom
+like "byte order mark: the message says so" "$(jerr "$R")" \
+    '^line 1: starts with a UTF-8 byte order mark'
+R=$(post bom application/x-ndjson "$(printf '{"a":1}\n\357\273\277{"a":2}')")
+refused "NDJSON line 2 after a byte order mark" "$R" 400 bom
+like "byte order mark: NDJSON names line 2" "$(jerr "$R")" '^line 2: starts with'
 refused "blank NDJSON" "$(post blank application/x-ndjson '
 
 ')" 400 blank
