@@ -534,6 +534,45 @@ reaper_main(void *arg)
 	return NULL;
 }
 
+/* Every request but a POST of events: /ping, /metrics, preflights, 405s. */
+static enum MHD_Result
+handle_other(struct agent *a, struct MHD_Connection *c, enum httpreq_route r)
+{
+	switch (r) {
+	case HTTPREQ_PREFLIGHT:
+		return handle_preflight(a, c);
+	case HTTPREQ_EVENTS_405:
+		return answer_error(a, c, 405, "use POST", "Allow",
+		    "POST, OPTIONS");
+	case HTTPREQ_GET_405:
+		return answer_error(a, c, 405, "use GET", "Allow", "GET, HEAD");
+	default:
+		return handle_get(a, c, r);
+	}
+}
+
+/*
+ * The *con_cls of a request that is not a POST of events.  Without a body
+ * it is answered on the call after the headers, once libmicrohttpd has the
+ * whole request: an answer queued on the first call makes it close the
+ * connection, so probes, scrapes and a browser's preflight would each cost
+ * a new one.  With a body (a GET should have none) it is answered at once,
+ * the body not read and the connection closed.
+ */
+static char other_request;
+
+static int
+has_body(struct MHD_Connection *c)
+{
+	const char *cl;
+
+	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Transfer-Encoding") != NULL)
+		return 1;
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	return cl != NULL && strspn(cl, "0") != strlen(cl);
+}
+
 static enum MHD_Result
 handle(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload,
@@ -541,26 +580,19 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct agent *a = cls;
 	struct hreq *h = *con_cls;
-	enum httpreq_route r;
 
 	(void)version;
 	if (h == NULL) {
 		conn_mark(c, 1);	/* headers complete: a request */
-		switch ((r = httpreq_route(method, url))) {
-		case HTTPREQ_POST_EVENTS:
+		if (httpreq_route(method, url) == HTTPREQ_POST_EVENTS)
 			return post_begin(a, c, url, con_cls);
-		case HTTPREQ_PREFLIGHT:
-			return handle_preflight(a, c);
-		case HTTPREQ_EVENTS_405:
-			return answer_error(a, c, 405, "use POST", "Allow",
-			    "POST, OPTIONS");
-		case HTTPREQ_GET_405:
-			return answer_error(a, c, 405, "use GET", "Allow",
-			    "GET, HEAD");
-		default:
-			return handle_get(a, c, r);
-		}
+		if (has_body(c))
+			return handle_other(a, c, httpreq_route(method, url));
+		*con_cls = &other_request;
+		return MHD_YES;
 	}
+	if (*con_cls == &other_request)
+		return handle_other(a, c, httpreq_route(method, url));
 	if (*upload_size != 0) {
 		/*
 		 * A body trickling in (each piece inside idle_timeout, so
@@ -616,8 +648,10 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	(void)cls;
 	conn_mark(c, 0);	/* answered: the next one's clock starts */
-	if (h == NULL)
+	if (h == NULL || *con_cls == &other_request) {
+		*con_cls = NULL;
 		return;
+	}
 	atomic_fetch_sub(&h->a->requests, 1);
 	intake_batch_free(&h->batch);
 	free(h->ir.dup);

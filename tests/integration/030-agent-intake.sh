@@ -44,6 +44,19 @@ ok "agent starts" agent_start || { done_testing; exit 1; }
 # --- health --------------------------------------------------------------
 is "/ping: 200 pong" "$(get /ping)" "200 pong"
 is "/ready: 200" "$(code "$(get /ready)")" 200
+# One keep-alive connection for all of them (libmicrohttpd closes it when
+# the answer is queued before the request is whole): curl's num_connects
+# is 1 for the first transfer and 0 for each that reused it.
+is "GET /ping /ready /metrics, a 404, a 405, HEAD: one connection" \
+    "$(curl -s --max-time 10 -w '%{http_code}:%{num_connects} ' \
+    -o /dev/null "$URL/ping" -o /dev/null "$URL/ready" \
+    -o /dev/null "$URL/metrics" -o /dev/null "$URL/nowhere" \
+    -o /dev/null "$URL/v1/events/x" -o /dev/null -I "$URL/ping")" \
+    "200:1 200:0 200:0 404:0 405:0 200:0 "
+is "GET with a body: answered, that connection closed" \
+    "$(curl -s --max-time 10 -w '%{http_code}:%{num_connects} ' \
+    -o /dev/null -X GET -d x "$URL/ping" -o /dev/null "$URL/ping")" \
+    "200:1 200:1 "
 
 # --- one JSON event, stored byte for byte --------------------------------
 EV='{ "n" : 1, "s": "h\u00e9llo",  "u": "é" }'

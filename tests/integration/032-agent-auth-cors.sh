@@ -137,6 +137,13 @@ like "preflight: Allow-Headers has Authorization" \
     "$(hdr Access-Control-Allow-Headers)" '[Aa]uthorization'
 like "preflight: Allow-Headers has Idempotency-Key" \
     "$(hdr Access-Control-Allow-Headers)" '[Ii]dempotency-[Kk]ey'
+is "preflight then its POST: one connection" "$(curl -s --max-time 10 \
+    -w '%{http_code}:%{num_connects} ' -H 'Origin: https://app.example' \
+    -o /dev/null -X OPTIONS -H 'Access-Control-Request-Method: POST' \
+    "$URL/v1/events/cors" --next -s -w '%{http_code}:%{num_connects}' \
+    -o /dev/null -H 'Origin: https://app.example' \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $TOK_C" \
+    --data-binary '{"p":1}' "$URL/v1/events/cors")" "204:1 200:0"
 R=$(get /v1/events/s1 -X OPTIONS -H 'Origin: https://evil.example' \
     -H 'Access-Control-Request-Method: POST')
 is "preflight, other origin: 403" "$(code "$R")" 403
