@@ -724,17 +724,27 @@ event_cost(const struct spool *sp, const struct spool_event *ev)
  * Writing.
  */
 
+_Static_assert(SPOOL_STREAM_MAX < 256, "a stream's length takes one byte");
+
 void
 spool_fingerprint(const struct spool *sp, struct spool_event *ev)
 {
 	crypto_generichash_state st;
-	unsigned char tag;
+	unsigned char len, tag;
 
 	crypto_generichash_init(&st, sp->encrypted ? sp->fpkey : NULL,
 	    sp->encrypted ? sizeof(sp->fpkey) : 0, SPOOL_IDLEN);
+	/*
+	 * The stream's length first (a name is at most SPOOL_STREAM_MAX < 256
+	 * bytes), so that no stream, key or body can run into another:
+	 * without it, stream "a" with key "kfoo" hashed the bytes of stream
+	 * "ak" with key "foo", and one of the two was dropped as a duplicate.
+	 * The tag keeps "stream + key" apart from "stream + body".
+	 */
+	len = (unsigned char)ev->stream_len;
+	crypto_generichash_update(&st, &len, 1);
 	crypto_generichash_update(&st, (const unsigned char *)ev->stream,
 	    ev->stream_len);
-	/* The tag keeps "stream + key" apart from "stream + body". */
 	tag = ev->ikey_len ? 'k' : 'b';
 	crypto_generichash_update(&st, &tag, 1);
 	if (ev->ikey_len)

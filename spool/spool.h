@@ -117,9 +117,10 @@ void	spool_close(struct spool *);
 const char *spool_dir(const struct spool *);
 
 /*
- * The dedup fingerprint of EV (BLAKE2b of stream and idempotency key, or of
- * stream and body when there is no key; keyed with the spool key when the
- * spool is encrypted), written to ev->id.  spool_wadd() calls it; callers
+ * The dedup fingerprint of EV (BLAKE2b of the stream's length, the stream,
+ * and the idempotency key, or the body when there is no key; keyed with
+ * the spool key when the spool is encrypted), written to ev->id.
+ * spool_wadd() calls it; callers
  * may call it earlier, outside the writer, and set *ev->id themselves.
  */
 void	spool_fingerprint(const struct spool *, struct spool_event *ev);

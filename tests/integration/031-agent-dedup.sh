@@ -33,6 +33,19 @@ is "key k-2, same body: accepted" \
     "$(post ik application/json '{"v":1}' -H 'Idempotency-Key: k-2')" "$A1"
 is "key k-1 on another stream: accepted" \
     "$(post ik2 application/json '{"v":1}' -H 'Idempotency-Key: k-1')" "$A1"
+# Where one stream's name ends and the key (or body) begins: stream "a"
+# with key "kfoo" is not stream "ak" with key "foo", nor is stream "a" with
+# key 'b{"x":9}' stream "ak" with the body '{"x":9}' and no key.
+is "stream a, key kfoo: accepted" \
+    "$(post a application/json '{"s":"a"}' -H 'Idempotency-Key: kfoo')" "$A1"
+is "stream ak, key foo: accepted" \
+    "$(post ak application/json '{"s":"ak"}' -H 'Idempotency-Key: foo')" "$A1"
+is "stream a, key b{\"x\":9}: accepted" \
+    "$(post a application/json '{"s":"a2"}' -H 'Idempotency-Key: b{"x":9}')" "$A1"
+is "stream ak, body {\"x\":9}, no key: accepted" \
+    "$(post ak application/json '{"x":9}')" "$A1"
+is "streams a and ak: two events each" "$(spool_ls && spool_py \
+    "[sum(e['stream'] == s for e in evs) for s in ('a', 'ak')]")" "[2, 2]"
 is "stream ik: two events, the first bodies" "$(bodies ik)" \
     "['{\"v\":1}', '{\"v\":1}']"
 is "stream ik: keys k-1, k-2" "$(spool_py \

@@ -252,6 +252,33 @@ t_dedup(void **state)
 	assert_int_equal(d, 1);
 }
 
+/* No stream, key or body runs into another in the fingerprint. */
+static void
+t_fingerprint_framing(void **state)
+{
+	struct fx *f = *state;
+	struct spool_event a = ev_make("a", "kfoo", "{}");
+	struct spool_event ak = ev_make("ak", "foo", "{}");
+	struct spool_event akey = ev_make("a", "b{\"x\":1}", "{}");
+	struct spool_event abody = ev_make("ak", NULL, "{\"x\":1}");
+	int d;
+
+	fx_open(f);
+	spool_fingerprint(f->sp, &a);
+	spool_fingerprint(f->sp, &ak);
+	assert_memory_not_equal(a.id, ak.id, SPOOL_IDLEN);
+	spool_fingerprint(f->sp, &akey);
+	spool_fingerprint(f->sp, &abody);
+	assert_memory_not_equal(akey.id, abody.id, SPOOL_IDLEN);
+	/* and through the spool: each stored, none a duplicate */
+	assert_int_equal(put1(f, "a", "kfoo", "1", T0, &d), 1);
+	assert_int_equal(put1(f, "ak", "foo", "2", T0, &d), 2);
+	assert_int_equal(d, 0);
+	assert_int_equal(put1(f, "a", "b{\"x\":1}", "3", T0, &d), 3);
+	assert_int_equal(put1(f, "ak", NULL, "{\"x\":1}", T0, &d), 4);
+	assert_int_equal(d, 0);
+}
+
 static void
 t_dedup_expire(void **state)
 {
@@ -904,7 +931,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(t_create_reopen), T(t_roundtrip), T(t_seq_never_reused),
-		T(t_dedup), T(t_dedup_expire), T(t_group_all_or_nothing),
+		T(t_dedup),
+		T(t_fingerprint_framing), T(t_dedup_expire), T(t_group_all_or_nothing),
 		T(t_abort_keeps_nothing), T(t_full_and_recover),
 		T(t_shrink_max_size), T(t_encryption), T(t_key_on_plain_spool),
 		T(t_cursors_trim_retain), T(t_dead_letters),
