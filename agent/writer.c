@@ -82,6 +82,7 @@ commit_batch(struct agent *a, struct intake_req *list)
 	char err[SPOOL_ERRMAX];
 	uint64_t now = clock_wall_ms(), t0 = clock_mono_us();
 	size_t events = 0, expired;
+	uint64_t used;
 	int rc, full = 0;
 
 	if ((rc = spool_wbegin(a->spool, &w, err)) != SPOOL_OK) {
@@ -121,12 +122,18 @@ commit_batch(struct agent *a, struct intake_req *list)
 		fail_all(list, rc, err);
 		return;
 	}
-	atomic_store(&a->full, full);
 	if (events > 0)
 		metrics_commit(&a->m, clock_mono_us() - t0, events);
 	metrics_dedup(&a->m, a->spool);
-	/* Once per commit, not per answer: are clients to slow down? */
-	writer_note_space(a);
+	/*
+	 * Once per commit, not per answer: are clients to slow down, is the
+	 * spool full?  Full by the same rule as at start and as /ready's
+	 * re-check: a commit of duplicates only, or of a few small events
+	 * that still fitted, leaves a full spool full.
+	 */
+	used = writer_note_space(a);
+	atomic_store(&a->full, full ||
+	    used + AGENT_FULL_SLACK >= spool_max_bytes(a->spool));
 }
 
 static void *

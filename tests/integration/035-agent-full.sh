@@ -83,6 +83,8 @@ is "full: a retry of a stored event is still a duplicate (200)" \
     "$(post fill application/json \
     '{"i": 0, "pad": "retry"}' -H 'Idempotency-Key: f-0')" \
     '200 {"accepted":0,"duplicates":1}'
+R=$(get /ready)
+is "full: /ready still 503 after a commit of duplicates only" "$(code "$R")" 503
 
 # check: every acked key once, no refused key, prints a verdict.
 check_spool() {
