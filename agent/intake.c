@@ -317,8 +317,10 @@ key_of(json_t *v, const char **k, char *buf, size_t size)
 }
 
 /*
- * Sets the key of EV: K of KLEN bytes, or when that is empty the header
- * key (with "#LINE" for an NDJSON line, LINE > 0), or none.
+ * Sets the key of EV from K of KLEN bytes (its json_key field; KLEN 0 when
+ * it has none) and the Idempotency-Key header.  A single event (LINE 0):
+ * the header, else K.  An NDJSON line (LINE > 0): K, else the header with
+ * "#LINE" appended, so that every line has a key of its own.  Else none.
  */
 static int
 ev_key(struct dec *d, struct spool_event *ev, const char *k, size_t klen,
@@ -328,9 +330,14 @@ ev_key(struct dec *d, struct spool_event *ev, const char *k, size_t klen,
 	char		 lbuf[32];
 	size_t		 slen = 0;
 
-	if (klen == 0 && d->ikey_len > 0) {
+	if (d->ikey_len > 0 && (line == 0 || klen == 0)) {
 		k = d->ikey;
 		klen = d->ikey_len;
+		if (line > 0 && klen > INTAKE_BATCH_IKEY_MAX)
+			return fail(d, 400, "Idempotency-Key longer than %d "
+			    "bytes: on an NDJSON batch \"#LINE\" is appended "
+			    "to it for each line's key, of at most %d bytes",
+			    INTAKE_BATCH_IKEY_MAX, SPOOL_IKEY_MAX);
 		if (line > 0) {
 			sfx = lbuf;
 			slen = (size_t)snprintf(lbuf, sizeof(lbuf), "#%zu",

@@ -17,6 +17,7 @@ D1='200 {"accepted":0,"duplicates":1}'
 # stored STREAM: how many events of STREAM the spool holds.
 stored() { spool_ls && spool_py "sum(1 for e in evs if e['stream']=='$1')"; }
 # bodies STREAM: the bodies of STREAM's events, in spool order.
+code() { printf '%s' "${1%% *}"; }
 bodies() { spool_ls && spool_py "[e['body'] for e in evs if e['stream']=='$1']"; }
 
 agent_conf "$TMP/a.conf" "[dedup]" "json_key = id"
@@ -83,6 +84,29 @@ is "json_key: keys stored" "$(spool_py \
     "['a', 'b', 'c', 'd', '7']"
 is "json_key on a single event: duplicate of the batch's b" \
     "$(post jk application/json '{"id":"b","n":9}')" "$D1"
+# A single event's Idempotency-Key comes before its json_key field; an
+# NDJSON line's json_key field before the header (with "#LINE").
+is "single event, id b, new Idempotency-Key: accepted (the header decides)" \
+    "$(post jk application/json '{"id":"b","n":10}' -H 'Idempotency-Key: h-10')" "$A1"
+is "single event, id e, the same Idempotency-Key: duplicate" \
+    "$(post jk application/json '{"id":"e","n":11}' -H 'Idempotency-Key: h-10')" "$D1"
+is "NDJSON with a header: lines with an id by it, the others by header#line" \
+    "$(post jk application/x-ndjson "$(printf '{"id":"a","n":12}\n{"n":13}\n')" \
+    -H 'Idempotency-Key: h-10')" '200 {"accepted":1,"duplicates":1}'
+is "stream jk: keys h-10 and h-10#2 stored" "$(spool_ls && spool_py \
+    "[e['key'] for e in evs if e['stream']=='jk'][-2:]")" "['h-10', 'h-10#2']"
+K1016=$(head -c 1016 /dev/zero | tr '\0' k)
+is "NDJSON, Idempotency-Key of 1016 bytes: accepted" \
+    "$(post jk application/x-ndjson '{"n":14}' -H "Idempotency-Key: $K1016")" "$A1"
+R=$(post jk application/x-ndjson '{"n":15}' -H "Idempotency-Key: ${K1016}k")
+is "NDJSON, Idempotency-Key of 1017 bytes: 400" "$(code "$R")" 400
+like "1017 bytes: the message gives both limits" "$R" \
+    'Idempotency-Key longer than 1016 bytes.*at most 1024 bytes'
+K1024=$(head -c 1024 /dev/zero | tr '\0' k)
+is "single event, Idempotency-Key of 1024 bytes: accepted" \
+    "$(post jk application/json '{"n":16}' -H "Idempotency-Key: $K1024")" "$A1"
+is "single event, Idempotency-Key of 1025 bytes: 400" \
+    "$(code "$(post jk application/json '{"n":17}' -H "Idempotency-Key: ${K1024}k")")" 400
 
 # --- while the in-memory index grows -------------------------------------
 # The index doubles at 717 and at 1434 entries and moves its old table
