@@ -16,8 +16,8 @@ fi
 agent=$!
 "$B/ferry-forwarder" -c "$CONF" &
 fwd=$!
-trap 'kill -TERM $agent $fwd 2>/dev/null; wait; exit 0' INT TERM
-trap 'kill -TERM $agent $fwd 2>/dev/null' EXIT
+trap 'kill -TERM $agent $fwd 2>/dev/null || :; wait; exit 0' INT TERM
+trap 'kill -TERM $agent $fwd 2>/dev/null || :' EXIT
 cat <<MSG
 ferry is running with $CONF (spool in ./var/spool, Avro files in ./var/avro).
 Send an event:
