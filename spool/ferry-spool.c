@@ -463,7 +463,8 @@ static const struct {
 	F("last seq", last_seq), F("next seq", next_seq),
 	F("dedup entries", dedup_entries), F("dead letters", deadletters),
 	F("used bytes", used_bytes), F("max bytes", max_bytes),
-	F("file bytes", file_bytes), F(NULL, oldest_ms),	/* JSON only */
+	F("extent", file_bytes), F("file size", file_size),
+	F(NULL, oldest_ms),					/* JSON only */
 };
 #undef F
 #define NSTAT	(sizeof(stat_fields) / sizeof(stat_fields[0]))

@@ -92,6 +92,7 @@ struct spool_stat {
 	uint64_t	used_bytes;	/* pages in use, free pages excluded */
 	uint64_t	max_bytes;	/* the configured max_size */
 	uint64_t	file_bytes;	/* high-water mark of the data file */
+	uint64_t	file_size;	/* of data.mdb: with the reserve */
 	uint64_t	dedup_entries;
 	uint64_t	deadletters;
 	unsigned	readers;	/* reader slots in use */

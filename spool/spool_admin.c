@@ -33,7 +33,8 @@ spool_stat(struct spool *sp, struct spool_stat *st, char *err)
 	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc;
+	struct stat sb;
+	int fd, rc;
 
 	memset(st, 0, sizeof(*st));
 	st->used_bytes = spool_used_bytes(sp);
@@ -61,6 +62,8 @@ spool_stat(struct spool *sp, struct spool_stat *st, char *err)
 	free(scratch);
 	mdb_env_info(sp->env, &info);
 	st->file_bytes = ((uint64_t)info.me_last_pgno + 1) * sp->psize;
+	if (mdb_env_get_fd(sp->env, &fd) == 0 && fstat(fd, &sb) == 0)
+		st->file_size = (uint64_t)sb.st_size;
 	st->max_bytes = sp->max_size;
 	st->readers = info.me_numreaders;
 	st->max_readers = info.me_maxreaders;

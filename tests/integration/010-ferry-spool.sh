@@ -123,6 +123,12 @@ is "stat --json: dedup, dead letters, sinks" \
 is "stat --json: used_bytes within max_bytes" \
     "$(js '0 < j["used_bytes"] <= j["max_bytes"] == 8388608')" True
 is "stat --json: oldest_ms" "$(js 'j["oldest_ms"]')" $NOW
+is "stat --json: file_size is data.mdb's size" "$(js 'j["file_size"]')" \
+    "$(stat -c %s "$S/data.mdb")"
+is "stat --json: the extent (file_bytes) within the file" \
+    "$(js '0 < j["used_bytes"] <= j["file_bytes"] <= j["file_size"]')" True
+like "stat: file size line" "$($FS -d "$S" stat)" \
+    "^file size: +$(stat -c %s "$S/data.mdb")\$"
 is "stat --json: oldest_age_ms" "$(js 'j["oldest_age_ms"] > 0')" True
 is "-d overrides the config's dir" \
     "$(run $FS -c "$TMP/good.conf" -d "$TMP/other" stat)" 1
