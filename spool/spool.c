@@ -494,6 +494,32 @@ adopt_max_size(struct spool *sp, char *err)
 	return SPOOL_OK;
 }
 
+/*
+ * LMDB creates lock.mdb when it is missing (a restored spool, /tmp cleaned),
+ * owned by whoever opens it.  Root running ferry-spool would leave one the
+ * agent, running as its own user, cannot open: as root, it is given to
+ * data.mdb's owner.
+ */
+static void
+lock_follows_data(const struct spool *sp)
+{
+	char		path[PATH_MAX + 16];
+	struct stat	data, lock;
+
+	if (geteuid() != 0)
+		return;
+	snprintf(path, sizeof(path), "%s/data.mdb", sp->dir);
+	if (stat(path, &data) != 0)
+		return;
+	snprintf(path, sizeof(path), "%s/lock.mdb", sp->dir);
+	if (stat(path, &lock) != 0 ||
+	    (lock.st_uid == data.st_uid && lock.st_gid == data.st_gid))
+		return;
+	/* Failing that, the agent's own open says what is wrong. */
+	if (chown(path, data.st_uid, data.st_gid) != 0)
+		return;
+}
+
 int
 spool_open(struct spool **spp, const struct spool_options *opt, char *err)
 {
@@ -544,6 +570,7 @@ spool_open(struct spool **spp, const struct spool_options *opt, char *err)
 			r = spool_lmdb_fail(sp, rc, "opening", err);
 		goto fail;
 	}
+	lock_follows_data(sp);
 	/* Reader slots of killed processes would pin pages forever. */
 	mdb_reader_check(sp->env, &dead);
 	if ((r = spool_attach(sp, opt->create, err)) != SPOOL_OK)

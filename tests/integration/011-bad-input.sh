@@ -185,6 +185,19 @@ chmod 600 "$TMP/private.conf"
 is "unreadable config: exit 78" "$(run asnobody $FS -c "$TMP/private.conf" stat)" 78
 like "unreadable config: names it" "$(err)" "private.conf.*Permission denied"
 
+# A spool of the agent's user restored without lock.mdb, then checked by
+# root: the lock.mdb LMDB creates goes to data.mdb's owner, and that user
+# can open the spool afterwards.
+R=$TMP/restored
+mkspool "$R"
+chown -R nobody:nogroup "$R"
+rm -f "$R/lock.mdb"
+is "restored spool, checked by root: exit 0" "$(run $FS -d "$R" check)" 0
+is "restored spool: lock.mdb owned like data.mdb" \
+    "$(stat -c %U:%G "$R/lock.mdb")" "nobody:nogroup"
+is "restored spool: its user can read it afterwards" \
+    "$(run asnobody $FS -d "$R" ls)" 0
+
 # --- no spool -------------------------------------------------------------------
 is "missing dir: exit 1" "$(run $FS -d "$TMP/none" stat)" 1
 one_line "missing dir" "$TMP/none: no such directory"
