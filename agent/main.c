@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "agent.h"
 #include "avroenc.h"
 #include "daemon.h"
@@ -43,11 +45,55 @@ load_key(const struct conf *cf, unsigned char *key, int *have)
 		return 0;
 	if (conf_read_key(cf->spool.encryption_key_file, key, err,
 	    sizeof(err)) != 0) {
-		log_warnx("%s", err);
+		log_errx("%s", err);
 		return -1;
 	}
 	*have = 1;
 	return 0;
+}
+
+/* The stream schemas' encoder, NULL in *ENC when no stream has one. */
+static int
+load_schemas(const struct conf *cf, struct avroenc **enc)
+{
+	char err[AVROENC_ERRMAX];
+
+	*enc = NULL;
+	for (size_t i = 0; i < cf->nstreams; i++)
+		if (cf->streams[i].schema) {
+			if ((*enc = avroenc_new(cf, err)) == NULL) {
+				log_errx("%s", err);
+				return -1;
+			}
+			break;
+		}
+	return 0;
+}
+
+/* --check-config: loads the files the configuration names, as a start. */
+static int
+check_files(const struct conf *cf)
+{
+	unsigned char key[SPOOL_KEYLEN];
+	struct avroenc *enc;
+	struct tokens *tk;
+	char err[512];
+	int have, rc;
+
+	if (cf->agent.tokens_file) {
+		if ((tk = tokens_load(cf->agent.tokens_file, err,
+		    sizeof(err))) == NULL) {
+			log_errx("%s", err);
+			return -1;
+		}
+		tokens_free(tk);
+	}
+	if (load_schemas(cf, &enc) != 0)
+		return -1;
+	avroenc_free(enc);
+	rc = load_key(cf, key, &have);
+	sodium_memzero(key, sizeof(key));
+	return rc;
 }
 
 /* SIGHUP: a new configuration, of which tokens and log level apply now. */
@@ -144,7 +190,7 @@ main(int argc, char **argv)
 	memset(&a, 0, sizeof(a));
 	if ((a.conf = daemon_start(argc, argv, "ferry-agent", "Receives "
 	    "events over HTTP and commits them to the spool; see ferry.conf "
-	    "for every setting.", &rc)) == NULL)
+	    "for every setting.", check_files, &rc)) == NULL)
 		return rc;
 
 	/*
@@ -158,17 +204,18 @@ main(int argc, char **argv)
 	pthread_cond_init(&a.qcond, NULL);
 	pthread_rwlock_init(&a.tlock, NULL);
 	if (a.conf->agent.tokens_file && (a.tokens = tokens_load(
-	    a.conf->agent.tokens_file, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
+	    a.conf->agent.tokens_file, err, sizeof(err))) == NULL) {
+		log_errx("%s", err);
+		conf_free(a.conf);
+		return EX_CONFIG;
+	}
 
 	/* Stream schemas, to check JSON events at intake. */
-	for (size_t i = 0; i < a.conf->nstreams; i++)
-		if (a.conf->streams[i].schema && a.avro == NULL &&
-		    (a.avro = avroenc_new(a.conf, err)) == NULL) {
-			log_warnx("%s", err);
-			conf_free(a.conf);
-			return EX_CONFIG;
-		}
+	if (load_schemas(a.conf, &a.avro) != 0) {
+		tokens_free(a.tokens);
+		conf_free(a.conf);
+		return EX_CONFIG;
+	}
 
 	/* 5. The spool. */
 	if (load_key(a.conf, key, &have_key) != 0) {

@@ -84,7 +84,7 @@ usage(FILE *fp, const char *prog, const char *what)
 
 struct conf *
 daemon_start(int argc, char **argv, const char *prog, const char *what,
-    int *status)
+    int (*check_files)(const struct conf *), int *status)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -121,7 +121,10 @@ daemon_start(int argc, char **argv, const char *prog, const char *what,
 		return NULL;
 	}
 	if (check) {
-		printf("configuration OK\n");
+		if (check_files != NULL && check_files(cf) != 0)
+			*status = EX_CONFIG;
+		else
+			printf("configuration OK\n");
 		conf_free(cf);
 		return NULL;
 	}

@@ -29,10 +29,14 @@ void		daemon_notify(const char *msg);
  * that says what it does), starts logging, loads the configuration and
  * takes its log level.  Returns the configuration, or NULL with *status the
  * exit status: 0 after --version, --help or a good --check-config, 64 for
- * a usage error, 78 for a bad configuration.
+ * a usage error, 78 for a bad configuration.  --check-config also runs
+ * CHECK (may be NULL): the program's loading of what the configuration
+ * names (key, tokens and schema files, librdkafka's settings), which logs
+ * what is wrong and returns nonzero.
  */
 struct conf	*daemon_start(int argc, char **argv, const char *prog,
-		    const char *what, int *status);
+		    const char *what, int (*check)(const struct conf *),
+		    int *status);
 
 /*
  * Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread

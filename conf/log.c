@@ -84,6 +84,7 @@ name(const char *fmt, ...)						\
 	va_end(ap);							\
 }
 
+LOG_FN(log_errx, LOG_LVL_ERROR, 0)
 LOG_FN(log_warn, LOG_LVL_WARN, 1)
 LOG_FN(log_warnx, LOG_LVL_WARN, 0)
 LOG_FN(log_info, LOG_LVL_INFO, 0)

@@ -20,6 +20,8 @@ enum log_level log_getlevel(void);
 /* Parses "error", "warn", "info", "debug"; returns -1 for anything else. */
 int log_parselevel(const char *s);
 
+/* An error that stops the program, which then exits with its own status. */
+void log_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

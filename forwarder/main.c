@@ -20,6 +20,9 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "avroenc.h"
 #include "daemon.h"
 #include "forwarder.h"
 #include "log.h"
@@ -58,7 +61,7 @@ open_spool(struct fwd *f)
 	if (f->conf->spool.encryption_key_file) {
 		if (conf_read_key(f->conf->spool.encryption_key_file, key, err,
 		    sizeof(err)) != 0) {
-			log_warnx("%s", err);
+			log_errx("%s", err);
 			return EX_CONFIG;
 		}
 		so.key = key;
@@ -68,6 +71,45 @@ open_spool(struct fwd *f)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * --check-config: the key file, the stream schemas, and each Kafka sink's
+ * producer made and dropped (librdkafka checks its settings together only
+ * there: acks=1 with the idempotent producer, say).
+ */
+static int
+check_files(const struct conf *cf)
+{
+	unsigned char key[SPOOL_KEYLEN];
+	char err[SINK_ERRMAX > AVROENC_ERRMAX ? SINK_ERRMAX : AVROENC_ERRMAX];
+	struct avroenc *enc = NULL;
+	void *s;
+	int rc = 0;
+
+	if (cf->spool.encryption_key_file && conf_read_key(
+	    cf->spool.encryption_key_file, key, err, sizeof(err)) != 0) {
+		log_errx("%s", err);
+		rc = -1;
+	}
+	sodium_memzero(key, sizeof(key));
+	for (size_t i = 0; i < cf->nstreams && enc == NULL; i++)
+		if (cf->streams[i].schema &&
+		    (enc = avroenc_new(cf, err)) == NULL) {
+			log_errx("%s", err);
+			return -1;
+		}
+	avroenc_free(enc);
+	for (size_t i = 0; i < cf->nsinks; i++) {
+		if (cf->sinks[i].type != CONF_SINK_KAFKA)
+			continue;
+		if ((s = sink_kafka_ops.open(cf, &cf->sinks[i], err)) == NULL) {
+			log_errx("sink %s: %s", cf->sinks[i].name, err);
+			rc = -1;
+		} else
+			sink_kafka_ops.close(s);
+	}
+	return rc;
 }
 
 static void
@@ -108,7 +150,8 @@ main(int argc, char **argv)
 	/* 1. Options, 2. configuration. */
 	memset(&f, 0, sizeof(f));
 	if ((f.conf = daemon_start(argc, argv, "ferry-forwarder", "Drains the "
-	    "spool to every [sink.NAME] of the configuration.", &rc)) == NULL)
+	    "spool to every [sink.NAME] of the configuration.", check_files,
+	    &rc)) == NULL)
 		return rc;
 
 	/* 3. Signals, blocked before any thread starts. */
@@ -123,7 +166,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < f.conf->nsinks; i++, f.ndrains++)
 		if (drain_open(&f, &f.drains[i], &f.conf->sinks[i], err,
 		    sizeof(err)) != 0) {
-			log_warnx("%s", err);
+			log_errx("%s", err);
 			rc = EX_CONFIG;
 			goto out;
 		}

@@ -39,6 +39,24 @@ like "unknown key: names file:line and key" "$(cat "$TMP/err")" \
 "$AGENT" --check-config -c "$TMP/nonexistent.conf" >"$TMP/out" 2>"$TMP/err"
 is "--check-config missing file: exit 78" "$?" 78
 like "missing file: named" "$(cat "$TMP/err")" 'nonexistent\.conf'
+# The files the configuration names are loaded as a start would: a check
+# that passes must not be followed by a start that fails.
+for what in no-tokens no-key no-schema.avsc; do
+	case $what in
+	no-tokens) agent_conf "$TMP/files.conf" "tokens_file = $TMP/$what" ;;
+	no-key) agent_conf "$TMP/files.conf" "[spool]" \
+	    "encryption_key_file = $TMP/$what" ;;
+	*) agent_conf "$TMP/files.conf" "[stream.s]" "schema = $TMP/$what" ;;
+	esac
+	"$AGENT" --check-config -c "$TMP/files.conf" >"$TMP/out" 2>"$TMP/err"
+	is "--check-config, missing $what: exit 78" "$?" 78
+	like "--check-config, missing $what: an error naming it" \
+	    "$(cat "$TMP/err")" "error: .*$what"
+	is "--check-config, missing $what: no OK" "$(cat "$TMP/out")" ""
+	"$AGENT" -c "$TMP/files.conf" >"$TMP/out" 2>"$TMP/err"
+	is "starting with $what missing: exit 78" "$?" 78
+done
+agent_conf "$TMP/a.conf" "shutdown_delay = 2s" "shutdown_timeout = 3s"
 "$AGENT" --version >"$TMP/out" 2>&1
 is "--version: exit 0" "$?" 0
 like "--version: prints ferry-agent VERSION" "$(cat "$TMP/out")" \

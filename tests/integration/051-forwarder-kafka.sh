@@ -180,6 +180,15 @@ conf() {
 conf "$TMP/a.conf"
 ok "agent starts" agent_start || { done_testing; exit 1; }
 ok "configuration with both sinks is valid" "$FWD" -c "$CONF" --check-config
+# librdkafka checks some settings only together, when the producer is made:
+# --check-config makes one, so that what it passes starts.
+conf "$TMP/acks1.conf" "[sink.kafka]" "kafka.acks = 1"
+"$FWD" -c "$TMP/acks1.conf" --check-config >"$TMP/out" 2>"$TMP/err"
+is "--check-config, kafka.acks = 1 with idempotence: exit 78" "$?" 78
+like "acks = 1: the error names acks" "$(cat "$TMP/err")" \
+    'error: sink kafka: .*acks'
+is "acks = 1: no OK" "$(cat "$TMP/out")" ""
+conf "$TMP/a.conf"
 
 # --- 1. a batch: keys, values, headers, order, lag, trim ---------------------
 # Posted before the forwarder runs, so the spool can be listed first.
