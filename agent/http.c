@@ -46,7 +46,6 @@
 #define RETRY_FULL	"5"
 #define RETRY_BUSY	"1"
 #define BACKOFF_SECS	"10"
-#define DISCARD_MAX	(8u << 20)	/* body dropped before cutting off */
 #define REAP_EVERY_US	250000		/* the header deadline, looked at */
 
 enum phase { PH_BODY, PH_QUEUED };
@@ -56,8 +55,7 @@ struct hreq {
 	struct agent		*a;
 	enum phase		 phase;
 	unsigned		 status;	/* error found while reading */
-	int			 answered;	/* answered before the body end */
-	size_t			 discarded;	/* body bytes dropped */
+	int			 cut;		/* connection shut down */
 	uint64_t		 start_us;	/* monotonic, headers complete */
 	char			 msg[512];
 	char			 stream[SPOOL_STREAM_MAX + 1];
@@ -534,6 +532,17 @@ reaper_main(void *arg)
 	return NULL;
 }
 
+/* Shuts C's socket down: libmicrohttpd sees the end and closes it. */
+static void
+conn_shutdown(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci != NULL)
+		shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
 /* Every request but a POST of events: /ping, /metrics, preflights, 405s. */
 static enum MHD_Result
 handle_other(struct agent *a, struct MHD_Connection *c, enum httpreq_route r)
@@ -595,42 +604,34 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 		return handle_other(a, c, httpreq_route(method, url));
 	if (*upload_size != 0) {
 		/*
-		 * A body trickling in (each piece inside idle_timeout, so
-		 * libmicrohttpd's timeout never fires) is cut when the whole
-		 * of it took longer than idle_timeout: 408, nothing stored.
+		 * libmicrohttpd queues an answer only before the body or after
+		 * all of it, never while it arrives.  So a body over max_body is
+		 * read to its end and dropped, and then answered 413; and a
+		 * body still arriving after idle_timeout (each piece inside it,
+		 * so libmicrohttpd's own timeout never fires: a trickle, or a
+		 * body without end) cannot be answered at all: the connection
+		 * is shut down, nothing stored, and the log says why.
 		 */
-		if (!h->answered && clock_mono_us() - h->start_us >
+		if (!h->cut && clock_mono_us() - h->start_us >
 		    a->conf->agent.idle_timeout_ms * 1000) {
-			*upload_size = 0;
-			h->answered = 1;
-			return answer_error(a, c, 408, "request body not "
-			    "received within idle_timeout; send it faster",
-			    "Connection", "close");
+			h->cut = 1;
+			log_info("%s: POST /v1/events/%s: body not received "
+			    "within idle_timeout; connection closed, nothing "
+			    "stored", h->addr, h->stream);
+			conn_shutdown(c);
 		}
-		if (h->status == 0 && body_append(h, upload, *upload_size,
-		    a->conf->agent.max_body) != 0) {
+		if (!h->cut && h->status == 0 && body_append(h, upload,
+		    *upload_size, a->conf->agent.max_body) != 0) {
 			h->status = 413;
 			snprintf(h->msg, sizeof(h->msg), "body larger than "
 			    "max_body (%llu bytes); split it into smaller "
 			    "requests",
 			    (unsigned long long)a->conf->agent.max_body);
 		}
-		if (h->status)
-			h->discarded += *upload_size;
 		*upload_size = 0;
-		/*
-		 * Past the limit the rest is read and dropped, so that the
-		 * client, still sending, reads our 413 instead of a reset.
-		 * A body that goes on and on is cut off with the answer.
-		 */
-		if (h->status && h->discarded > DISCARD_MAX && !h->answered) {
-			h->answered = 1;
-			return answer_error(a, c, h->status, h->msg, NULL,
-			    NULL);
-		}
 		return MHD_YES;
 	}
-	if (h->answered)
+	if (h->cut)
 		return MHD_YES;
 	if (h->status)
 		return answer_error(a, c, h->status, h->msg, NULL, NULL);

@@ -200,6 +200,9 @@ is "slowloris chunked body (B): every connection cut within $SLOW_BOUND s" \
     'r["open_at_end"] + len([c for c in r["closed"] if c > '$SLOW_BOUND'])')" 0
 is "slowloris chunked body: never answered 200" \
     "$(sj "$TMP/slowB.json" '[a for a in r["answers"] if " 200 " in a]')" "[]"
+like "slowloris chunked body: the log says why each was closed" \
+    "$(grep -c 'h-slowbody: body not received within idle_timeout' \
+    "$TMP/agent.log")" '^[1-9]'
 is "slowloris: nothing stored" "$(stored h-slow) $(stored h-slowbody)" "0 0"
 diag "agent fds: $B0 before slowloris, peak $PEAK"
 is "slowloris: agent fds never above baseline + max_conns" \
@@ -287,6 +290,19 @@ EOF
 hreq chunk2m "POST /v1/events/h-chunk HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n" \
     --body "$TMP/chunk2m"
 refused "chunked body of 2 MiB" 413 h-chunk 'max_body'
+# 12 MiB: read to its end and dropped, then answered (libmicrohttpd cannot
+# answer while a body arrives: an answer tried then was an empty reply).
+$PY - "$TMP/chunk12m" <<'EOF'
+import sys
+with open(sys.argv[1], "wb") as f:
+    c = b"z" * 65536
+    for i in range(192):
+        f.write(b"%x\r\n" % len(c) + c + b"\r\n")
+    f.write(b"0\r\n\r\n")
+EOF
+hreq chunk12m "POST /v1/events/h-chunk HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n" \
+    --body "$TMP/chunk12m"
+refused "chunked body of 12 MiB" 413 h-chunk 'max_body'
 # A chunked body that stalls: cut at the idle timeout, nothing stored.
 hreq stall "POST /v1/events/h-stall HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"s\":1}\n\r\n8\r\n{\"s\":2}\n\r\n" \
     --timeout $((IDLE + 4))
