@@ -22,8 +22,11 @@
  *    turns lengths into pointers once the arena is final.  An empty key is
  *    no key, as for the spool's fingerprint.
  *  - An event is valid JSON exactly when jansson (json_loadb with
- *    JSON_DECODE_ANY) accepts it and it nests at most INTAKE_MAX_DEPTH
- *    deep; the scanner only saves the work, never changes the verdict.
+ *    JSON_DECODE_ANY | JSON_ALLOW_NUL: "\u0000" is valid JSON) accepts it
+ *    and it nests at most INTAKE_MAX_DEPTH deep; the scanner only saves
+ *    the work, never changes the verdict.  Numbers are held to what
+ *    jansson holds (integers of 64 bits, reals of a double), a limit RFC
+ *    8259 allows; the message then says so.
  *  - Error messages may quote the client's bytes; they are made printable
  *    ASCII before they leave.
  */
@@ -655,7 +658,8 @@ fast_key(struct dec *d, struct spool_event *ev, const struct scan *sc,
 		k = buf;
 		klen = (size_t)snprintf(buf, sizeof(buf), "%lld",
 		    strtoll(buf, NULL, 10));
-	} else if ((f = json_loadb(v, n, JSON_DECODE_ANY, NULL)) == NULL)
+	} else if ((f = json_loadb(v, n, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+	    NULL)) == NULL)
 		return fail(d, 500, "out of memory");
 	else
 		klen = key_of(f, &k, buf, sizeof(buf));
@@ -749,10 +753,16 @@ json_event(struct dec *d, const unsigned char *s, size_t n, size_t line)
 		return fail(d, 400, "line %zu: JSON nested deeper than %d "
 		    "levels", line ? line : l, INTAKE_MAX_DEPTH);
 	}
-	if ((v = json_loadb((const char *)s, n, JSON_DECODE_ANY, &jerr)) ==
-	    NULL)
+	if ((v = json_loadb((const char *)s, n, JSON_DECODE_ANY |
+	    JSON_ALLOW_NUL, &jerr)) == NULL) {
+		if (json_error_code(&jerr) == json_error_numeric_overflow)
+			return fail(d, 400, "line %zu: number out of range "
+			    "(column %d): integers must fit in 64 bits and "
+			    "reals in a double; send larger numbers as strings",
+			    line ? line : (size_t)jerr.line, jerr.column);
 		return fail(d, 400, "line %zu: invalid JSON: %s (column %d)",
 		    line ? line : (size_t)jerr.line, jerr.text, jerr.column);
+	}
 	if (sc.key != NULL && json_is_object(v) &&
 	    (f = json_object_get(v, sc.key)) != NULL)
 		klen = key_of(f, &k, buf, sizeof(buf));

@@ -327,7 +327,9 @@ put_enum(struct walk *w, avro_schema_t s, json_t *j, avro_value_t *v)
 
 	if (!json_is_string(j))
 		return mismatch(w, s, j);
-	if ((sym = avro_schema_enum_get_by_name(s, json_string_value(j))) <
+	/* A symbol has no NUL: "A\u0000B" is not symbol A. */
+	if (strlen(json_string_value(j)) != json_string_length(j) ||
+	    (sym = avro_schema_enum_get_by_name(s, json_string_value(j))) <
 	    0) {
 		fail(w, "'%.64s' is not a symbol of %s", json_string_value(j),
 		    stype(s, buf, sizeof(buf)));
@@ -823,7 +825,8 @@ encode_json(const struct avsc *a, const char *json, size_t jlen,
 	json_t		*j;
 	int		 rc;
 
-	if ((j = json_loadb(json, jlen, JSON_DECODE_ANY, &jerr)) == NULL) {
+	if ((j = json_loadb(json, jlen, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+	    &jerr)) == NULL) {
 		snprintf(err, errlen, "invalid JSON at line %d, column %d: %s",
 		    jerr.line, jerr.column, jerr.text);
 		return json_error_code(&jerr) == json_error_out_of_memory ?

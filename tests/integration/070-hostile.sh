@@ -359,11 +359,16 @@ printf '{"a":"x\000y"}' >"$TMP/n1"
 printf '{"a":1}\000' >"$TMP/n2"
 printf '\000{"a":1}' >"$TMP/n3"
 printf '{"a":"\\u0000"}' >"$TMP/n4"
-for n in "n1 inside a string" "n2 after the value" "n3 before the value" \
-    "n4 escaped as u0000"; do
+for n in "n1 inside a string" "n2 after the value" "n3 before the value"; do
 	jpost "nul${n%% *}" h-nul "$TMP/${n%% *}"
 	refused "NUL byte ${n#* }" 400 h-nul 'invalid JSON'
 done
+# Escaped, it is valid JSON (RFC 8259), and stored as sent.
+jpost nuln4 esc-nul "$TMP/n4"
+is "NUL escaped as u0000 in a string: 200" "$ST" 200
+is "NUL escaped as u0000: stored byte for byte" "$(spool_ls && spool_py \
+    "[e['body'] for e in evs if e['stream'] == 'esc-nul']")" "$($PY -c \
+    'import sys; print([open(sys.argv[1]).read()])' "$TMP/n4")"
 printf '{"n":123456789012345678901234567890}' >"$TMP/b1"
 printf '{"n":1e999}' >"$TMP/b2"
 printf '{"n":-1e999}' >"$TMP/b3"

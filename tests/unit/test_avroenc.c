@@ -412,6 +412,9 @@ test_mismatch(void **state)
 	    "field attrs.k: expected long, got boolean");
 	refused(ae, "{\"user\": {\"age\": 1}, \"color\": \"BLUE\"}",
 	    "field color: 'BLUE' is not a symbol of enum C");
+	/* "\u0000" is valid JSON, but no symbol holds a NUL. */
+	refused(ae, "{\"user\": {\"age\": 1}, \"color\": \"RED\\u0000x\"}",
+	    "field color: 'RED' is not a symbol of enum C");
 	refused(ae, "{\"user\": {\"age\": 1}, \"color\": 3}",
 	    "field color: expected enum C, got integer");
 	refused(ae, "{\"user\": {\"age\": 1}, \"when\": \"now\"}",

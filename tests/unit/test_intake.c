@@ -547,7 +547,11 @@ json_key(void **state)
 	assert_ikey(&f->b.evs[4], "H#5");
 	assert_ikey(&f->b.evs[5], "H#6");
 	assert_ikey(&f->b.evs[10], "H#11");
+	/* A single event: the header first, then the field. */
 	assert_int_equal(decs(f, "application/json", "H", "{\"id\":\"j\"}"),
+	    0);
+	assert_ikey(&f->b.evs[0], "H");
+	assert_int_equal(decs(f, "application/json", NULL, "{\"id\":\"j\"}"),
 	    0);
 	assert_ikey(&f->b.evs[0], "j");
 	assert_int_equal(decs(f, "application/json", "H", "{\"x\":1}"), 0);
@@ -580,13 +584,19 @@ json_key_edges(void **state)
 	assert_ikey(&f->b.evs[6], "7");
 	assert_err(f, decs(f, "application/x-ndjson", NULL,
 	    "{}\n{\"id\":9223372036854775808}\n"), 400,
-	    "line 2: invalid JSON: too big integer");
+	    "line 2: number out of range (column 25): integers must fit in "
+	    "64 bits and reals in a double; send larger numbers as strings");
 	assert_err(f, decs(f, "application/x-ndjson", NULL,
-	    "[1e999]\n"), 400, "line 1: invalid JSON: real number overflow");
+	    "[1e999]\n"), 400, "line 1: number out of range (column 6)");
 	assert_err(f, decs(f, "application/x-ndjson", NULL,
 	    "{}\n\"\\ud800\"\n"), 400, "line 2: invalid JSON: invalid Unicode");
-	assert_err(f, decs(f, "application/json", NULL, "\"a\\u0000\""), 400,
-	    "line 1: invalid JSON: \\u0000 is not allowed");
+	/* "\u0000" is valid JSON, also in a key: its bytes are the key. */
+	assert_int_equal(decs(f, "application/json", NULL, "\"a\\u0000\""),
+	    0);
+	assert_int_equal(decs(f, "application/x-ndjson", NULL,
+	    "{\"id\":\"a\\u0000b\"}\n"), 0);
+	assert_int_equal(f->b.evs[0].ikey_len, 3);
+	assert_memory_equal(f->b.evs[0].ikey, "a\0b", 3);
 }
 
 static void
@@ -640,11 +650,16 @@ key_too_long(void **state)
 	k[SPOOL_IKEY_MAX] = '\0';
 	assert_int_equal(decs(f, "application/json", k, "1"), 0);
 	assert_int_equal(f->b.evs[0].ikey_len, SPOOL_IKEY_MAX);
-	k[SPOOL_IKEY_MAX - 2] = '\0';	/* "#9" fits, "#10" does not */
+	/* A batch's header: room kept for "#LINE" whatever the line. */
+	k[INTAKE_BATCH_IKEY_MAX] = '\0';
 	strcpy(body, "1\n1\n1\n1\n1\n1\n1\n1\n1\n1\n");
+	assert_int_equal(decs(f, "application/x-ndjson", k, body), 0);
+	assert_int_equal(f->b.evs[9].ikey_len, INTAKE_BATCH_IKEY_MAX + 3);
+	k[INTAKE_BATCH_IKEY_MAX] = 'k';
+	k[INTAKE_BATCH_IKEY_MAX + 1] = '\0';
 	assert_err(f, decs(f, "application/x-ndjson", k, body), 400,
-	    "line 10: idempotency key longer than 1024 bytes");
-	k[SPOOL_IKEY_MAX - 2] = 'k';
+	    "Idempotency-Key longer than 1016 bytes: on an NDJSON batch");
+	k[INTAKE_BATCH_IKEY_MAX + 1] = 'k';
 	k[SPOOL_IKEY_MAX] = 'k';
 	k[SPOOL_IKEY_MAX + 1] = '\0';
 	assert_err(f, decs(f, "application/json", k, "1"), 400,
@@ -810,8 +825,8 @@ ref_decode(const unsigned char *s, size_t n, char *key, size_t *klen)
 	int	 ok;
 
 	*klen = 0;
-	if ((v = json_loadb((const char *)s, n, JSON_DECODE_ANY, NULL)) ==
-	    NULL)
+	if ((v = json_loadb((const char *)s, n, JSON_DECODE_ANY |
+	    JSON_ALLOW_NUL, NULL)) == NULL)
 		return 0;
 	ok = ref_depth(v) <= 64;
 	f = json_is_object(v) ? json_object_get(v, "id") : NULL;
