@@ -54,6 +54,7 @@ struct fwd {
 	struct spool		*spool;
 	struct drain		*drains;
 	size_t			 ndrains;
+	const char		**sinks;	/* names of the configured sinks */
 	_Atomic int		 stop;
 };
 

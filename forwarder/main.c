@@ -30,16 +30,23 @@
 #define TRIM_MAX	20000	/* events deleted per trim transaction */
 #define REPORT_SECS	30
 
-/* Deletes what every sink has, in bounded transactions. */
+/*
+ * Deletes what every configured sink has, in bounded transactions.  The
+ * cursor of a sink no longer configured holds nothing back: the spool would
+ * fill for a sink that never drains it.
+ */
 static void
 trim(struct fwd *f)
 {
 	char err[SPOOL_ERRMAX];
 	size_t removed;
 
+	if (f->sinks == NULL)
+		return;		/* not started: no sink known */
 	do {
-		if (spool_trim(f->spool, clock_wall_ms(), f->conf->spool.retain_ms,
-		    TRIM_MAX, &removed, err) != SPOOL_OK) {
+		if (spool_trim(f->spool, f->sinks, f->conf->nsinks,
+		    clock_wall_ms(), f->conf->spool.retain_ms, TRIM_MAX,
+		    &removed, err) != SPOOL_OK) {
 			log_warnx("trim: %s", err);
 			return;
 		}
@@ -68,6 +75,11 @@ open_spool(struct fwd *f)
 	}
 	if (spool_open(&f->spool, &so, err) != SPOOL_OK) {
 		log_warnx("%s", err);
+		return 1;
+	}
+	/* Two forwarders would send everything twice and fight over cursors. */
+	if (spool_forwarder_lock(f->spool, err) != SPOOL_OK) {
+		log_errx("%s", err);
 		return 1;
 	}
 	return 0;
@@ -110,6 +122,23 @@ check_files(const struct conf *cf)
 			sink_kafka_ops.close(s);
 	}
 	return rc;
+}
+
+/* Says which cursors in the spool belong to no configured sink. */
+static int
+stale_cursor(const char *sink, uint64_t seq, uint64_t updated_ms, void *arg)
+{
+	struct fwd *f = arg;
+
+	(void)updated_ms;
+	for (size_t i = 0; i < f->conf->nsinks; i++)
+		if (strcmp(f->sinks[i], sink) == 0)
+			return 0;
+	log_warnx("the spool holds a cursor of sink %s (at seq %llu), which "
+	    "is not in %s: ignored, it holds no event back; remove it with "
+	    "ferry-spool cursor %s --delete", sink, (unsigned long long)seq,
+	    f->conf->path, sink);
+	return 0;
 }
 
 static void
@@ -161,8 +190,11 @@ main(int argc, char **argv)
 	if ((rc = open_spool(&f)) != 0)
 		goto out;
 	if ((f.drains = calloc(f.conf->nsinks + 1, sizeof(*f.drains))) ==
-	    NULL)
+	    NULL || (f.sinks = calloc(f.conf->nsinks + 1,
+	    sizeof(*f.sinks))) == NULL)
 		fatal("calloc");
+	for (size_t i = 0; i < f.conf->nsinks; i++)
+		f.sinks[i] = f.conf->sinks[i].name;
 	for (size_t i = 0; i < f.conf->nsinks; i++, f.ndrains++)
 		if (drain_open(&f, &f.drains[i], &f.conf->sinks[i], err,
 		    sizeof(err)) != 0) {
@@ -173,6 +205,8 @@ main(int argc, char **argv)
 	if (f.ndrains == 0)
 		log_warnx("no [sink.NAME] configured: events stay in the "
 		    "spool until one is");
+	if (spool_cursor_each(f.spool, stale_cursor, &f, err) != SPOOL_OK)
+		log_warnx("%s", err);
 
 	/* 6. One drain thread per sink. */
 	for (size_t i = 0; i < f.ndrains; i++)
@@ -191,6 +225,7 @@ out:
 	if (f.spool)
 		trim(&f);
 	free(f.drains);
+	free(f.sinks);
 	spool_close(f.spool);
 	if (rc == 0)
 		log_info("stopped");

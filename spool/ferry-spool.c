@@ -925,8 +925,29 @@ cursor_write(struct tool *t, const char *sink, uint64_t seq, int del)
 {
 	uint64_t	old, upd;
 	char		was[24];
+	size_t		i;
 	int		rc;
 
+	/* A running forwarder writes its own position over the change. */
+	if (spool_forwarder_running(t->sp)) {
+		fprintf(stderr, PROG ": %s: ferry-forwarder is running on this "
+		    "spool and would write over the cursor: stop it first "
+		    "(systemctl stop ferry-forwarder), then move the cursor\n",
+		    spool_dir(t->sp));
+		return 1;
+	}
+	/* The forwarder ignores cursors of sinks it has not configured. */
+	for (i = 0; !del && t->conf != NULL && i < t->conf->nsinks; i++)
+		if (strcmp(t->conf->sinks[i].name, sink) == 0)
+			break;
+	if (!del && t->conf != NULL && i == t->conf->nsinks) {
+		fprintf(stderr, PROG ": %s has no [sink.%s]: ferry-forwarder "
+		    "would ignore its cursor (the sinks:", t->conf->path, sink);
+		for (i = 0; i < t->conf->nsinks; i++)
+			fprintf(stderr, " %s", t->conf->sinks[i].name);
+		fprintf(stderr, "%s)\n", t->conf->nsinks ? "" : " none");
+		return 1;
+	}
 	rc = spool_cursor_get(t->sp, sink, &old, &upd, t->err);
 	if (rc != SPOOL_OK && rc != SPOOL_NOTFOUND)
 		return fail(t);

@@ -545,6 +545,7 @@ spool_open(struct spool **spp, const struct spool_options *opt, char *err)
 	sp->window_ms = opt->dedup_window_ms;
 	sp->psize = (unsigned)sysconf(_SC_PAGESIZE);
 	sp->lockfd = -1;
+	sp->fwdfd = -1;
 	if (opt->key) {
 		sp->encrypted = 1;
 		memcpy(sp->key, opt->key, SPOOL_KEYLEN);
@@ -596,6 +597,8 @@ spool_close(struct spool *sp)
 	dindex_free(&sp->dindex);
 	if (sp->lockfd != -1)
 		close(sp->lockfd);	/* releases writer.lock */
+	if (sp->fwdfd != -1)
+		close(sp->fwdfd);	/* releases forwarder.lock */
 	sodium_memzero(sp, sizeof(*sp));
 	free(sp);
 }
@@ -812,6 +815,43 @@ record_max_size(struct spool *sp)
 		return rc;
 	}
 	return mdb_txn_commit(txn);
+}
+
+int
+spool_forwarder_lock(struct spool *sp, char *err)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/forwarder.lock", sp->dir);
+	if ((sp->fwdfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) ==
+	    -1) {
+		ERR("spool %s: forwarder.lock: %s", sp->dir, strerror(errno));
+		return errno == EACCES ? SPOOL_EPERM : SPOOL_ERR;
+	}
+	if (flock(sp->fwdfd, LOCK_EX | LOCK_NB) == -1) {
+		ERR("spool %s: another ferry-forwarder drains this spool "
+		    "(forwarder.lock is held): one per spool", sp->dir);
+		close(sp->fwdfd);
+		sp->fwdfd = -1;
+		return SPOOL_LOCKED;
+	}
+	return SPOOL_OK;
+}
+
+int
+spool_forwarder_running(const struct spool *sp)
+{
+	char path[PATH_MAX + 16];
+	int fd, held;
+
+	if (sp->fwdfd != -1)
+		return 1;
+	snprintf(path, sizeof(path), "%s/forwarder.lock", sp->dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	held = flock(fd, LOCK_SH | LOCK_NB) == -1 && errno == EWOULDBLOCK;
+	close(fd);
+	return held;
 }
 
 /*

@@ -184,19 +184,32 @@ int	spool_cursor_set(struct spool *, const char *sink, uint64_t seq,
 int	spool_cursor_init(struct spool *, const char *sink, uint64_t now_ms,
 	    char *err);
 int	spool_cursor_delete(struct spool *, const char *sink, char *err);
+
+/*
+ * The forwarder of a spool: one process at a time.  spool_forwarder_lock()
+ * takes forwarder.lock (released when the process ends, kill -9 too), or
+ * returns SPOOL_LOCKED while another process holds it.
+ * spool_forwarder_running() says whether some process holds it now: 1, or
+ * 0 (also when the spool never had a forwarder).
+ */
+int	spool_forwarder_lock(struct spool *, char *err);
+int	spool_forwarder_running(const struct spool *);
 typedef int (*spool_cursor_cb)(const char *sink, uint64_t seq,
 	    uint64_t updated_ms, void *arg);
 int	spool_cursor_each(struct spool *, spool_cursor_cb, void *arg,
 	    char *err);
 
 /*
- * Deletes up to MAX events that every sink has delivered (seq at or below
- * the lowest cursor; nothing when there is no cursor) and that were
- * received at least RETAIN_MS before NOW_MS, oldest first, in one write
- * transaction.  *removed gets the count.
+ * Deletes up to MAX events that every one of SINKS (NSINKS names) has
+ * delivered (seq at or below the lowest of their cursors; nothing while one
+ * of them has no cursor) and that were received at least RETAIN_MS before
+ * NOW_MS, oldest first, in one write transaction.  Cursors of other sinks
+ * hold nothing back; SINKS NULL means every cursor in the spool (nothing
+ * when there is none).  *removed gets the count.
  */
-int	spool_trim(struct spool *, uint64_t now_ms, uint64_t retain_ms,
-	    size_t max, size_t *removed, char *err);
+int	spool_trim(struct spool *, const char *const *sinks, size_t nsinks,
+	    uint64_t now_ms, uint64_t retain_ms, size_t max, size_t *removed,
+	    char *err);
 
 /*
  * Dead letters: events a sink refused for good, kept with the reason.

@@ -60,6 +60,7 @@ struct spool {
 	unsigned char	 spool_id[16];
 	/* writer side, set up by the first spool_wbegin() of a process */
 	int		 lockfd;	/* writer.lock, -1 until taken */
+	int		 fwdfd;		/* forwarder.lock, -1 until taken */
 	struct dindex	 dindex;
 };
 

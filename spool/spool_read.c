@@ -283,12 +283,31 @@ spool_cursor_each(struct spool *sp, spool_cursor_cb cb, void *arg, char *err)
  * Trimming.
  */
 
-/* The lowest cursor, read inside TXN so a concurrent move is respected. */
+/* Is the sink named K one of SINKS (N names)?  Every sink without SINKS. */
 static int
-min_cursor(struct spool *sp, MDB_txn *txn, uint64_t *min, int *any)
+sink_listed(const MDB_val *k, const char *const *sinks, size_t n)
+{
+	if (sinks == NULL)
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(sinks[i]) == k->mv_size &&
+		    memcmp(sinks[i], k->mv_data, k->mv_size) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The lowest cursor of SINKS (N names; all cursors when NULL), read inside
+ * TXN so a concurrent move is respected.  A listed sink without a cursor
+ * counts as 0: it has nothing yet.
+ */
+static int
+min_cursor(struct spool *sp, MDB_txn *txn, const char *const *sinks,
+    size_t n, uint64_t *min, int *any)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
+	size_t found = 0;
 	int rc;
 
 	*any = 0;
@@ -299,20 +318,24 @@ min_cursor(struct spool *sp, MDB_txn *txn, uint64_t *min, int *any)
 	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		uint64_t s;
 
-		if (v.mv_size != CURSOR_VAL)
+		if (v.mv_size != CURSOR_VAL || !sink_listed(&k, sinks, n))
 			continue;
 		s = record_get64(v.mv_data);
 		*any = 1;
+		found++;
 		if (s < *min)
 			*min = s;
 	}
 	mdb_cursor_close(c);
+	if (sinks != NULL && found < n)
+		*min = 0;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int
-spool_trim(struct spool *sp, uint64_t now_ms, uint64_t retain_ms, size_t max,
-    size_t *removed, char *err)
+spool_trim(struct spool *sp, const char *const *sinks, size_t nsinks,
+    uint64_t now_ms, uint64_t retain_ms, size_t max, size_t *removed,
+    char *err)
 {
 	struct scratch s = { NULL, 0 };
 	struct spool_event ev;
@@ -326,7 +349,8 @@ spool_trim(struct spool *sp, uint64_t now_ms, uint64_t retain_ms, size_t max,
 	*removed = 0;
 	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0)
 		return spool_lmdb_fail(sp, rc, "beginning a trim", err);
-	if ((rc = min_cursor(sp, txn, &upto, &any)) != 0 || !any)
+	if ((rc = min_cursor(sp, txn, sinks, nsinks, &upto, &any)) != 0 ||
+	    !any)
 		goto done;
 	if ((rc = mdb_cursor_open(txn, sp->events, &c)) != 0)
 		goto done;

@@ -87,6 +87,57 @@ fwd_stop
 is "forwarder exits 0 on SIGTERM" "$FWD_RC" 0
 is "no in-progress file left" "$(ls -a "$AV" | grep -c '\.tmp$')" 0
 
+# --- one forwarder per spool; cursors beside it ------------------------------
+# started N: waits until fwd.log has N "forwarding spool" lines.
+started() {
+	_i=0
+	while [ "$(grep -c 'forwarding spool' "$TMP/fwd.log")" -lt "$1" ] &&
+	    [ $_i -lt 100 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	[ $_i -lt 100 ]
+}
+N=$(grep -c 'forwarding spool' "$TMP/fwd.log")
+fwd_start
+ok "forwarder started" started $((N + 1))
+"$FWD" -c "$CONF" >"$TMP/fwd2.log" 2>&1
+is "a second forwarder on the same spool: exit 1" "$?" 1
+like "a second forwarder: says why" "$(cat "$TMP/fwd2.log")" \
+    'error: .*another ferry-forwarder drains this spool'
+C0=$("$FS" -c "$CONF" cursor files --json | $PY -c \
+    'import json,sys; print(json.load(sys.stdin)["cursor"])' 2>&1)
+"$FS" -c "$CONF" cursor files --set 1 >"$TMP/cur.out" 2>"$TMP/cur.err"
+is "cursor --set while the forwarder runs: exit 1" "$?" 1
+like "cursor --set while the forwarder runs: says to stop it" \
+    "$(cat "$TMP/cur.err")" 'ferry-forwarder is running on this spool'
+is "cursor --set while the forwarder runs: cursor unchanged" \
+    "$("$FS" -c "$CONF" cursor files --json | $PY -c \
+    'import json,sys; print(json.load(sys.stdin)["cursor"])')" "$C0"
+fwd_stop
+"$FS" -c "$CONF" cursor typo --set 1 >"$TMP/cur.out" 2>"$TMP/cur.err"
+is "cursor --set of a sink not in the configuration: exit 1" "$?" 1
+like "a sink not in the configuration: the message lists the sinks" \
+    "$(cat "$TMP/cur.err")" 'has no \[sink.typo\].*the sinks: files\)'
+ok "without the configuration (-d), any cursor may be set" \
+    "$FS" -d "$SPOOL" cursor gone --set 500
+# A cursor of a sink that is no longer configured holds nothing back.
+fwd_start
+ok "forwarder started again" started $((N + 2))
+$PY -c "
+import json
+for i in range(100):
+    print(json.dumps({'id': 'g-%d' % i}))" >"$TMP/batch"
+post t application/x-ndjson "@$TMP/batch" >/dev/null
+ok "delivered with a stale cursor at 500" wait_drained 20
+sleep 1.5	# one trim tick
+is "trimmed all the same" \
+    "$("$FS" -c "$CONF" stat --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["events"])')" 0
+like "the forwarder says it ignores the stale cursor" "$(cat "$TMP/fwd.log")" \
+    'cursor of sink gone \(at seq 500\).*ignored.*cursor gone --delete'
+fwd_stop
+ok "ferry-spool cursor gone --delete" "$FS" -d "$SPOOL" cursor gone --delete
+
 # --- kill -9 under load: exactly once ----------------------------------------
 cat >"$TMP/send.py" <<'PY'
 import http.client, json, os, sys, time

@@ -206,7 +206,7 @@ t_seq_never_reused(void **state)
 	assert_int_equal(put1(f, "s", "b", "2", T0, NULL), 2);
 	assert_int_equal(spool_cursor_set(f->sp, "sink", 2, T0, f->err),
 	    SPOOL_OK);
-	assert_int_equal(spool_trim(f->sp, T0, 0, 100, &removed, f->err),
+	assert_int_equal(spool_trim(f->sp, NULL, 0, T0, 0, 100, &removed, f->err),
 	    SPOOL_OK);
 	assert_int_equal(removed, 2);
 	fx_open(f);	/* drained empty, reopened */
@@ -385,7 +385,7 @@ t_full_and_recover(void **state)
 	/* a full spool can still be drained, then takes events again */
 	assert_int_equal(spool_cursor_set(f->sp, "k", (uint64_t)last, T0,
 	    f->err), SPOOL_OK);
-	assert_int_equal(spool_trim(f->sp, T0, 0, 1000000, &removed, f->err),
+	assert_int_equal(spool_trim(f->sp, NULL, 0, T0, 0, 1000000, &removed, f->err),
 	    SPOOL_OK);
 	assert_int_equal(removed, (size_t)last);
 	assert_int_equal(put1(f, "s", "after", body, T0, &d), last + 1);
@@ -509,25 +509,57 @@ t_cursors_trim_retain(void **state)
 	    SPOOL_OK);
 	assert_int_equal(n, 2);
 	/* b is at 0: nothing may go */
-	assert_int_equal(spool_trim(f->sp, T0 + 100 * MIN, 0, 100, &removed,
-	    f->err), SPOOL_OK);
+	assert_int_equal(spool_trim(f->sp, NULL, 0, T0 + 100 * MIN, 0, 100,
+	    &removed, f->err), SPOOL_OK);
 	assert_int_equal(removed, 0);
 	assert_int_equal(spool_cursor_set(f->sp, "b", 10, T0, f->err),
 	    SPOOL_OK);
 	/* retain 5 min at T0+9min: seqs 1..5 (received T0..T0+4min) go */
-	assert_int_equal(spool_trim(f->sp, T0 + 9 * MIN, 5 * MIN, 100,
+	assert_int_equal(spool_trim(f->sp, NULL, 0, T0 + 9 * MIN, 5 * MIN, 100,
 	    &removed, f->err), SPOOL_OK);
 	assert_int_equal(removed, 5);
 	/* the lowest cursor (a at 8) bounds the rest: 6, 7, 8 */
-	assert_int_equal(spool_trim(f->sp, T0 + 100 * MIN, 0, 100, &removed,
-	    f->err), SPOOL_OK);
+	assert_int_equal(spool_trim(f->sp, NULL, 0, T0 + 100 * MIN, 0, 100,
+	    &removed, f->err), SPOOL_OK);
 	assert_int_equal(removed, 3);
 	assert_int_equal(spool_cursor_delete(f->sp, "a", f->err), SPOOL_OK);
 	assert_int_equal(spool_cursor_delete(f->sp, "a", f->err),
 	    SPOOL_NOTFOUND);
-	assert_int_equal(spool_trim(f->sp, T0 + 100 * MIN, 0, 1, &removed,
-	    f->err), SPOOL_OK);
+	assert_int_equal(spool_trim(f->sp, NULL, 0, T0 + 100 * MIN, 0, 1,
+	    &removed, f->err), SPOOL_OK);
 	assert_int_equal(removed, 1);	/* bounded by max */
+}
+
+/* Only the listed sinks' cursors hold events back. */
+static void
+t_trim_listed_sinks(void **state)
+{
+	struct fx *f = *state;
+	const char *live[] = { "live" }, *two[] = { "live", "new" };
+	size_t removed;
+
+	fx_open(f);
+	for (int i = 0; i < 10; i++) {
+		char key[8];
+		snprintf(key, sizeof(key), "%d", i);
+		put1(f, "s", key, key, T0, NULL);
+	}
+	assert_int_equal(spool_cursor_set(f->sp, "gone", 2, T0, f->err),
+	    SPOOL_OK);
+	assert_int_equal(spool_cursor_set(f->sp, "live", 9, T0, f->err),
+	    SPOOL_OK);
+	/* "new" is listed and has no cursor yet: nothing goes */
+	assert_int_equal(spool_trim(f->sp, two, 2, T0, 0, 100, &removed,
+	    f->err), SPOOL_OK);
+	assert_int_equal(removed, 0);
+	/* all cursors: "gone" at 2 bounds it */
+	assert_int_equal(spool_trim(f->sp, NULL, 0, T0, 0, 100, &removed,
+	    f->err), SPOOL_OK);
+	assert_int_equal(removed, 2);
+	/* only "live": up to 9, whatever "gone" says */
+	assert_int_equal(spool_trim(f->sp, live, 1, T0, 0, 100, &removed,
+	    f->err), SPOOL_OK);
+	assert_int_equal(removed, 7);
 }
 
 static int
@@ -935,7 +967,8 @@ main(void)
 		T(t_fingerprint_framing), T(t_dedup_expire), T(t_group_all_or_nothing),
 		T(t_abort_keeps_nothing), T(t_full_and_recover),
 		T(t_shrink_max_size), T(t_encryption), T(t_key_on_plain_spool),
-		T(t_cursors_trim_retain), T(t_dead_letters),
+		T(t_cursors_trim_retain),
+		T(t_trim_listed_sinks), T(t_dead_letters),
 		T(t_future_format_untouched), T(t_not_a_spool),
 		T(t_garbage_file_untouched), T(t_missing_dir),
 		T(t_stale_reader_cleared), T(t_bad_events), T(t_backup),
