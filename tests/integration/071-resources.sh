@@ -301,7 +301,7 @@ EOF
 # The Kafka sink replays everything the spool holds (the files sink kept
 # it: retain = 1h), so that its backlog is the full spool too.
 FIRST=$(stat_py 's["first_seq"]')
-"$FS" -c "$CONF" cursor kafka --set $((FIRST - 1)) >/dev/null
+"$FS" -c "$TMP/fkafka.conf" cursor kafka --set $((FIRST - 1)) >/dev/null
 drain fwdkafka "$TMP/fkafka.conf" kafka
 diag "forwarder to Kafka: $BACKLOG events (~$(backlog_mib "$BACKLOG") MiB" \
     "of bodies) in $DRAIN_MS ms; peak RssAnon $(mib "$(fig fwdkafka peak_anon)")" \
