@@ -169,7 +169,7 @@ render_spool(struct buf *b, struct agent *a)
 		"# HELP ferry_sink_cursor Last sequence number a sink "
 		"delivered.\n# TYPE ferry_sink_cursor gauge\n",
 		"# HELP ferry_sink_cursor_age_seconds Time since a sink's "
-		"cursor last moved.\n"
+		"cursor last moved or was last caught up.\n"
 		"# TYPE ferry_sink_cursor_age_seconds gauge\n",
 	};
 	struct spool_stat st;

@@ -19,7 +19,11 @@
  *    CURSOR_EVERY_MS per sink, so they cost the agent's writer little;
  *    and one at once when a backlog is drained (everything sent is
  *    delivered and the last read came back short), so that an idle
- *    sink's cursor says so without waiting for the next turn.
+ *    sink's cursor says so without waiting for the next turn.  While the
+ *    sink is caught up, its cursor's time is refreshed every
+ *    TOUCH_EVERY_MS: the cursor's age is then the time since it last
+ *    moved or had nothing waiting, and events that arrive after an idle
+ *    hour do not find a cursor that looks an hour stuck.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,7 @@
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	5000
 #define CURSOR_EVERY_MS	100
+#define TOUCH_EVERY_MS	5000	/* a caught-up cursor's time, refreshed */
 #define RETRY_EVERY_MS	1000	/* looks for dead letters marked for retry */
 #define RETRY_FLUSH_MS	10000
 
@@ -174,6 +179,23 @@ cursor_advance(struct drain *d, int force)
 	d->cursor_ms = now;
 }
 
+/* Caught up: the cursor stands, and its time says it is current. */
+static void
+cursor_touch(struct drain *d)
+{
+	char err[SPOOL_ERRMAX];
+	uint64_t now = clock_mono_ms();
+
+	if (now - d->cursor_ms < TOUCH_EVERY_MS)
+		return;
+	if (spool_cursor_set(d->f->spool, d->sc->name, d->cursor,
+	    clock_wall_ms(), err) != SPOOL_OK) {
+		log_warnx("sink %s: %s", d->sc->name, err);
+		return;
+	}
+	d->cursor_ms = now;
+}
+
 static int
 retry_one(const struct spool_dead *dl, const struct spool_event *ev,
     void *arg)
@@ -286,6 +308,9 @@ drain_turn(struct drain *d)
 	if (drained)
 		d->backlog = 0;
 	cursor_advance(d, drained);
+	if (n == 0 && !d->blocked && !d->down && d->delivered == d->sent &&
+	    d->cursor == d->delivered)
+		cursor_touch(d);
 	return 0;
 }
 

@@ -471,6 +471,21 @@ static const struct {
 
 #define STALL_MS	60000	/* a sink idle this long with a lag */
 
+/*
+ * How long SINK's cursor may stand while events wait before stat calls it
+ * stalled: STALL_MS, and for an Avro file sink (its cursor moves when a
+ * file is published) roll_interval on top, when the configuration is known.
+ */
+static uint64_t
+stall_ms(const struct conf *cf, const char *sink)
+{
+	for (size_t i = 0; cf != NULL && i < cf->nsinks; i++)
+		if (strcmp(cf->sinks[i].name, sink) == 0 &&
+		    cf->sinks[i].type == CONF_SINK_AVRO_FILES)
+			return STALL_MS + cf->sinks[i].roll_interval_ms;
+	return STALL_MS;
+}
+
 static uint64_t
 lag(uint64_t last, uint64_t cursor)
 {
@@ -486,7 +501,8 @@ sink_cb(const char *sink, uint64_t seq, uint64_t updated_ms, void *arg)
 	json_t		*o;
 	uint64_t	 idle = lag(now_ms(), updated_ms);
 	/* Events wait and the cursor has not moved: is the forwarder up? */
-	int		 stalled = lag(c->last, seq) > 0 && idle >= STALL_MS;
+	int		 stalled = lag(c->last, seq) > 0 &&
+			    idle >= stall_ms(c->t->conf, sink);
 
 	if (c->t->json) {
 		o = json_pack("{s:I, s:I, s:I, s:I, s:b}", "cursor", J(seq),

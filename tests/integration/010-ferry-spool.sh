@@ -355,5 +355,16 @@ import json, sys
 s = json.load(sys.stdin)["sinks"]
 print(s["old"]["stalled"], s["fresh"]["stalled"], s["done"]["stalled"], s["old"]["idle_ms"] >= 120000)')" \
     "True False False True"
+# An Avro file sink moves its cursor when it publishes a file: with the
+# configuration, stat allows it roll_interval on top of the minute.
+printf '[spool]\ndir = %s\n[sink.old]\ntype = avro-files\ndir = %s\nroll_interval = 5m\n' \
+    "$W" "$TMP/stall-avro" >"$TMP/stall.conf"
+like "an Avro file sink 2 min idle, roll_interval 5m: not flagged" \
+    "$($FS -c "$TMP/stall.conf" stat | grep '^sink old:')" \
+    '^sink old: cursor 1, lag 2, updated [^ ]+$'
+sed 's/roll_interval = 5m/roll_interval = 30s/' "$TMP/stall.conf" \
+    >"$TMP/stall30.conf"
+like "the same with roll_interval 30s: STALLED" \
+    "$($FS -c "$TMP/stall30.conf" stat | grep '^sink old:')" 'STALLED'
 
 done_testing

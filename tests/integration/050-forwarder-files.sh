@@ -135,6 +135,15 @@ is "trimmed all the same" \
     "$("$FS" -c "$CONF" stat --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["events"])')" 0
 like "the forwarder says it ignores the stale cursor" "$(cat "$TMP/fwd.log")" \
     'cursor of sink gone \(at seq 500\).*ignored.*cursor gone --delete'
+# Caught up and idle, the cursor stands and its time is kept current (every
+# 5 s), so that its age says how long the sink has been behind.
+cur() { "$FS" -c "$CONF" cursor files --json | $PY -c \
+    'import json,sys; j=json.load(sys.stdin); print(j["cursor"], j["updated_ms"])'; }
+c1=$(cur)
+sleep 6
+c2=$(cur)
+is "idle: the cursor stands" "${c2% *}" "${c1% *}"
+is "idle: its time refreshed within 6 s" "$(( ${c2#* } > ${c1#* } ))" 1
 fwd_stop
 ok "ferry-spool cursor gone --delete" "$FS" -d "$SPOOL" cursor gone --delete
 
