@@ -1060,6 +1060,25 @@ check_sink(struct parser *p, struct psect *s)
 }
 
 /*
+ * Are directories A and B one: the same inode when both exist, else the
+ * same path once trailing slashes are dropped ("out" and "out/").
+ */
+static int
+same_dir(const char *a, const char *b)
+{
+	struct stat	sa, sb;
+	size_t		la = strlen(a), lb = strlen(b);
+
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && memcmp(a, b, la) == 0;
+}
+
+/*
  * Two Avro sinks in one directory would publish files of the same names
  * (the names carry the sequence range), each clobbering the other's.
  */
@@ -1076,7 +1095,7 @@ check_avro_dirs(struct parser *p)
 		for (j = 0; j < i; j++)
 			if (c->sinks[j].type == CONF_SINK_AVRO_FILES &&
 			    c->sinks[j].dir != NULL &&
-			    strcmp(c->sinks[i].dir, c->sinks[j].dir) == 0)
+			    same_dir(c->sinks[i].dir, c->sinks[j].dir))
 				perr(p, c->sinks[i].line, NULL, NULL,
 				    "[sink.%s] dir: '%s' is also the dir of "
 				    "[sink.%s]", c->sinks[i].name,
@@ -1093,6 +1112,13 @@ check_all(struct parser *p)
 		if (s->kind == S_SINK)
 			check_sink(p, s);
 	check_avro_dirs(p);
+	for (size_t i = 0; i < p->conf->nstreams; i++)
+		if (p->conf->streams[i].schema != NULL &&
+		    p->conf->streams[i].allow_opaque)
+			perr(p, p->conf->streams[i].line, NULL, NULL,
+			    "[stream.%s] allow_opaque: yes, but the stream has "
+			    "a schema, which opaque events would skip: choose "
+			    "one", p->conf->streams[i].name);
 	s = p->global[S_AGENT];
 	if (p->conf->agent.strict_streams && p->conf->nstreams == 0)
 		perr(p, s != NULL ? seen(s, "strict_streams") : 0, "agent",

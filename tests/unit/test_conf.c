@@ -319,9 +319,9 @@ test_values(void **state)
 	    "window = 0\n"
 	    "json_key = id\n"
 	    "[stream.clicks]\n"
-	    "allow_opaque = TRUE\n"
 	    "schema = /s/clicks.avsc\n"
-	    "[stream.empty]\n");
+	    "[stream.empty]\n"
+	    "allow_opaque = TRUE\n");
 	assert_string_equal(c->agent.listen, "[::1]:9000");
 	assert_int_equal(c->agent.shutdown_delay_ms, 0);
 	assert_int_equal(c->agent.shutdown_timeout_ms, 1500);
@@ -349,10 +349,10 @@ test_values(void **state)
 	assert_int_equal(c->nstreams, 2);
 	assert_string_equal(c->streams[0].name, "clicks");
 	assert_int_equal(c->streams[0].line, 27);
-	assert_int_equal(c->streams[0].allow_opaque, 1);
+	assert_int_equal(c->streams[0].allow_opaque, 0);
 	assert_string_equal(c->streams[0].schema, "/s/clicks.avsc");
 	assert_string_equal(c->streams[1].name, "empty");
-	assert_int_equal(c->streams[1].allow_opaque, 0);
+	assert_int_equal(c->streams[1].allow_opaque, 1);
 	assert_null(c->streams[1].schema);
 	conf_free(c);
 }
@@ -798,6 +798,17 @@ test_cross_field(void **state)
 	FAIL("[sink.a]\ntype = avro-files\ndir = /d\n[sink.b]\n"
 	    "type = avro-files\ndir = /d\n",
 	    ":4: [sink.b] dir: '/d' is also the dir of [sink.a]\n");
+	/* spelled otherwise: a trailing slash; the same inode */
+	FAIL("[sink.a]\ntype = avro-files\ndir = /nonexistent/d\n[sink.b]\n"
+	    "type = avro-files\ndir = /nonexistent/d//\n",
+	    ":4: [sink.b] dir: '/nonexistent/d//' is also the dir of "
+	    "[sink.a]\n");
+	FAIL("[sink.a]\ntype = avro-files\ndir = /tmp\n[sink.b]\n"
+	    "type = avro-files\ndir = /tmp/../tmp/.\n",
+	    ":4: [sink.b] dir: '/tmp/../tmp/.' is also the dir of [sink.a]\n");
+	FAIL("[stream.s]\nschema = s.avsc\nallow_opaque = yes\n",
+	    ":1: [stream.s] allow_opaque: yes, but the stream has a schema, "
+	    "which opaque events would skip: choose one\n");
 	FAIL("[agent]\nstrict_streams = yes\n",
 	    ":2: [agent] strict_streams: yes, but there is no [stream.NAME] "
 	    "section");
