@@ -349,6 +349,11 @@ spool_backup(struct spool *sp, const char *dir, char *err)
 		ERR("backup %s: %s", dir, mdb_strerror(rc));
 		return rc == EACCES ? SPOOL_EPERM : SPOOL_ERR;
 	}
+	/* LMDB creates it by the umask (0644): as private as the spool. */
+	if (chmod(path, 0640) == -1) {
+		ERR("backup %s: %s", path, strerror(errno));
+		return SPOOL_ERR;
+	}
 	return SPOOL_OK;
 }
 

@@ -237,6 +237,8 @@ is "check --json" "$(run $FS -d "$S" check --json >/dev/null; js '[j["events"], 
 # backup
 is "backup: exit 0" "$(run $FS -d "$S" backup "$TMP/copy")" 0
 like "backup: says where" "$(out)" "$TMP/copy"
+is "backup: data.mdb mode 0640, like the spool's" \
+    "$(stat -c %a "$TMP/copy/data.mdb")" 640
 run $FS -d "$S" stat --json >/dev/null
 js '[j["events"], j["first_seq"], j["last_seq"], j["spool_id"]]' >"$TMP/orig"
 is "backup: the copy reads the same" \
