@@ -147,14 +147,19 @@ tokens_check(const struct tokens *tk, const char *authz, const char *stream,
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 	const struct token *match = NULL;
+	size_t n;
 
 	if (authz == NULL || strncasecmp(authz, "Bearer ", 7) != 0)
 		return AUTH_MISSING;
 	authz += 7;
-	authz += strspn(authz, " ");
-	if (*authz == '\0')
+	authz += strspn(authz, " \t");
+	/* Whitespace around a header value is not part of it (RFC 9110). */
+	for (n = strlen(authz); n > 0 && (authz[n - 1] == ' ' ||
+	    authz[n - 1] == '\t'); n--)
+		;
+	if (n == 0)
 		return AUTH_MISSING;
-	crypto_hash_sha256(h, (const unsigned char *)authz, strlen(authz));
+	crypto_hash_sha256(h, (const unsigned char *)authz, n);
 	for (size_t i = 0; i < tk->n; i++)
 		if (sodium_memcmp(h, tk->t[i].hash, sizeof(h)) == 0 &&
 		    match == NULL)

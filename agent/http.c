@@ -304,9 +304,13 @@ post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
 			    "missing bearer token (Authorization: Bearer "
 			    "TOKEN)" : "unknown bearer token",
 			    "WWW-Authenticate", "Bearer realm=\"ferry\"");
-		if (ar == AUTH_FORBIDDEN)
-			return answer_error(a, c, 403, "this token may not "
-			    "write to this stream", NULL, NULL);
+		if (ar == AUTH_FORBIDDEN) {
+			char m[128];
+
+			snprintf(m, sizeof(m), "this token may not write to "
+			    "stream %.*s", (int)slen, stream);
+			return answer_error(a, c, 403, m, NULL, NULL);
+		}
 	}
 	MHD_get_connection_values(c, MHD_HEADER_KIND, header_scan, &hs);
 	if ((status = httpreq_framing(hs.ncl, hs.cl_differ,

@@ -889,6 +889,10 @@ intake_decode(const struct intake_limits *lim, const char *ctype,
 	d.out = out;
 	d.ikey = ikey;
 	d.ikey_len = ikey ? strlen(ikey) : 0;
+	/* Whitespace around a header value is not part of it (RFC 9110). */
+	while (d.ikey_len > 0 && (ikey[d.ikey_len - 1] == ' ' ||
+	    ikey[d.ikey_len - 1] == '\t'))
+		d.ikey_len--;
 	d.err = err;
 	d.errlen = errlen;
 	if ((rc = decode(&d, ctype, cenc, body, len)) != 0)

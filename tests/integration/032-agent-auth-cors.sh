@@ -51,16 +51,20 @@ is "token prefix only: 401" "$(code "$(post s1 application/json '{"t":3}' \
 is "nothing stored by 401s" "$(stored s1)" 0
 is "token A: 200" "$(post s1 application/json '{"t":4}' \
     -H "Authorization: Bearer $TOK_A")" "$A1"
+is "token A with whitespace after it: 200" "$(post s1 application/json \
+    '{"t":4.5}' -H "Authorization: Bearer $TOK_A  ")" "$A1"
 is "token B on its stream b2: 200" "$(post b2 application/json '{"t":5}' \
     -H "Authorization: Bearer $TOK_B")" "$A1"
 R=$(post s1 application/json '{"t":6}' -H "Authorization: Bearer $TOK_B")
 is "token B on stream s1: 403" "$(code "$R")" 403
 ok "403: JSON error" jerr "$R"
+like "403: names the stream" "$R" 'may not write to stream s1'
 is "token B on stream b: 403 (no prefix match)" "$(code "$(post b \
     application/json '{"t":7}' -H "Authorization: Bearer $TOK_B")")" 403
 spool_ls
-is "stored: only the two authorised events" "$(spool_py \
-    "sorted(e['body'] for e in evs)")" "['{\"t\":4}', '{\"t\":5}']"
+is "stored: only the three authorised events" "$(spool_py \
+    "sorted(e['body'] for e in evs)")" \
+    "['{\"t\":4.5}', '{\"t\":4}', '{\"t\":5}']"
 is "/ping needs no token" "$(get /ping)" "200 pong"
 
 # --- SIGHUP: new tokens, old connection kept -----------------------------

@@ -612,6 +612,11 @@ header_key(void **state)
 	assert_ikey(&f->b.evs[1], "req-1#2");
 	assert_int_equal(decs(f, "application/json", "", "[1]"), 0);
 	assert_ikey(&f->b.evs[0], NULL);
+	/* whitespace after a header value is not part of it */
+	assert_int_equal(decs(f, "application/json", "req-1 \t ", "[1]"), 0);
+	assert_ikey(&f->b.evs[0], "req-1");
+	assert_int_equal(decs(f, "application/json", "  ", "[1]"), 0);
+	assert_ikey(&f->b.evs[0], NULL);
 }
 
 /* Keys stay right while the arena and the event array grow. */
