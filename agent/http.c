@@ -279,7 +279,7 @@ post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
 
 	if (!httpreq_stream(url, &stream, &slen))
 		return answer_error(a, c, 400, "invalid stream name: use 1 to "
-		    "64 of A-Z a-z 0-9 . _ -", NULL, NULL);
+		    "64 of A-Z a-z 0-9 . _ -, not . or ..", NULL, NULL);
 	sc = conf_stream_find(a->conf, stream, slen);
 	if (sc == NULL && a->conf->agent.strict_streams)
 		return answer_error(a, c, 404, "unknown stream (no "

@@ -390,6 +390,10 @@ for s in '../x' '..' '.' 'a/b' '%2e%2e' '%2e%2e%2fx' '..%2f..%2fetc' 'a%00b' \
 	like "stream '$_l': 400 or 404" "$ST" '^(400|404)$'
 	like "stream '$_l': JSON error names the stream" "$ERR" 'stream'
 done
+hreq sname "POST /v1/events/.. HTTP/1.1\r\n${H}Content-Length: 2\r\n\r\n{}"
+like "stream '..': the message says . and .. are not names" "$ERR" \
+    'not \. or \.\.'
+
 spool_ls
 is "no event of a bad stream name stored" \
     "$(spool_py "[e['stream'] for e in evs if 'evil' in e.get('body', '')]")" "[]"
