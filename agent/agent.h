@@ -125,6 +125,7 @@ void	http_stop(struct agent *);
 enum auth_result { AUTH_OK, AUTH_MISSING, AUTH_BAD, AUTH_FORBIDDEN };
 struct tokens	*tokens_load(const char *path, char *err, size_t errlen);
 void		 tokens_free(struct tokens *);
+size_t		 tokens_count(const struct tokens *);
 enum auth_result tokens_check(const struct tokens *, const char *authz,
 		    const char *stream, size_t stream_len);
 

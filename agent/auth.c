@@ -33,6 +33,12 @@ struct tokens {
 	size_t		 n;
 };
 
+size_t
+tokens_count(const struct tokens *tk)
+{
+	return tk != NULL ? tk->n : 0;
+}
+
 void
 tokens_free(struct tokens *tk)
 {

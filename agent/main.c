@@ -121,8 +121,17 @@ reload(struct agent *a)
 	pthread_rwlock_unlock(&a->tlock);
 	tokens_free(old);
 	log_setlevel((enum log_level)cf->agent.log_level);
-	log_info("reloaded %s: %s, log level %d", cf->path, tk ?
-	    "tokens loaded" : "no tokens (auth off)", cf->agent.log_level);
+	if (tk)
+		log_info("reloaded %s: %zu tokens from %s, log level %s",
+		    cf->path, tokens_count(tk), cf->agent.tokens_file,
+		    log_levelname((enum log_level)cf->agent.log_level));
+	else
+		log_info("reloaded %s: no tokens_file (auth off), log level %s",
+		    cf->path,
+		    log_levelname((enum log_level)cf->agent.log_level));
+	if (tk && tokens_count(tk) == 0)
+		log_warnx("%s holds no token: every POST gets 401",
+		    cf->agent.tokens_file);
 	/* Other settings need a restart; the running struct stays. */
 	conf_free(cf);
 }
@@ -209,6 +218,9 @@ main(int argc, char **argv)
 		conf_free(a.conf);
 		return EX_CONFIG;
 	}
+	if (a.tokens && tokens_count(a.tokens) == 0)
+		log_warnx("%s holds no token: every POST gets 401",
+		    a.conf->agent.tokens_file);
 
 	/* Stream schemas, to check JSON events at intake. */
 	if (load_schemas(a.conf, &a.avro) != 0) {

@@ -35,6 +35,13 @@ log_getlevel(void)
 	return log_level;
 }
 
+const char *
+log_levelname(enum log_level level)
+{
+	return (unsigned)level < sizeof(log_names) / sizeof(log_names[0]) ?
+	    log_names[level] : "?";
+}
+
 int
 log_parselevel(const char *s)
 {

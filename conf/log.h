@@ -17,6 +17,7 @@ enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 void log_init(const char *progname, enum log_level level);
 void log_setlevel(enum log_level level);
 enum log_level log_getlevel(void);
+const char *log_levelname(enum log_level level);
 /* Parses "error", "warn", "info", "debug"; returns -1 for anything else. */
 int log_parselevel(const char *s);
 

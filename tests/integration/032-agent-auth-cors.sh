@@ -125,6 +125,21 @@ is "bad tokens file on SIGHUP: old tokens kept" "$(post s3 \
     application/json '{"h":4}' -H "Authorization: Bearer $TOK_C")" "$A1"
 like "bad tokens file on SIGHUP: logged" "$(cat "$TMP/agent.log")" \
     'reload: .*keeping the old tokens'
+like "SIGHUP: the reload logged with the count and the level" \
+    "$(cat "$TMP/agent.log")" 'reloaded .*: 2 tokens from .*, log level info'
+: >"$TMP/tokens"
+kill -HUP "$APID"
+sleep 0.5
+like "an empty tokens file on SIGHUP: a warning" "$(cat "$TMP/agent.log")" \
+    'warn: .*tokens holds no token: every POST gets 401'
+is "an empty tokens file: 401" "$(code "$(post s3 application/json \
+    '{"h":5}' -H "Authorization: Bearer $TOK_C")")" 401
+cat >"$TMP/tokens" <<EOF
+$(sha "$TOK_C")  charlie
+$(sha "$TOK_B")  bravo  b1,b2
+EOF
+kill -HUP "$APID"
+sleep 0.5
 
 # --- CORS ----------------------------------------------------------------
 R=$(get /v1/events/s1 -X OPTIONS -H 'Origin: https://app.example' \
