@@ -174,6 +174,7 @@ conf() {
 	    "[sink.kafka]" "type = kafka" "brokers = $BOOTSTRAP" \
 	    "topic = ferry.{stream}" "key = idempotency" \
 	    "kafka.message.max.bytes = 2000" \
+	    "kafka.socket.timeout.ms = 2000" \
 	    "[sink.files]" "type = avro-files" "dir = $AV" \
 	    "roll_count = 200" "roll_interval = 1s" "$@"
 }
