@@ -817,25 +817,36 @@ record_max_size(struct spool *sp)
 	return mdb_txn_commit(txn);
 }
 
-int
-spool_forwarder_lock(struct spool *sp, char *err)
+/*
+ * Takes the lock file NAME of the spool into *FD, held until the process
+ * ends (the kernel releases it, kill -9 too); SPOOL_LOCKED with BUSY as
+ * the message while another process holds it.
+ */
+static int
+take_lock(struct spool *sp, const char *name, int *fd, const char *busy,
+    char *err)
 {
 	char path[PATH_MAX + 16];
 
-	snprintf(path, sizeof(path), "%s/forwarder.lock", sp->dir);
-	if ((sp->fwdfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) ==
-	    -1) {
-		ERR("spool %s: forwarder.lock: %s", sp->dir, strerror(errno));
+	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
+	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) == -1) {
+		ERR("spool %s: %s: %s", sp->dir, name, strerror(errno));
 		return errno == EACCES ? SPOOL_EPERM : SPOOL_ERR;
 	}
-	if (flock(sp->fwdfd, LOCK_EX | LOCK_NB) == -1) {
-		ERR("spool %s: another ferry-forwarder drains this spool "
-		    "(forwarder.lock is held): one per spool", sp->dir);
-		close(sp->fwdfd);
-		sp->fwdfd = -1;
+	if (flock(*fd, LOCK_EX | LOCK_NB) == -1) {
+		ERR("spool %s: %s (%s is held)", sp->dir, busy, name);
+		close(*fd);
+		*fd = -1;
 		return SPOOL_LOCKED;
 	}
 	return SPOOL_OK;
+}
+
+int
+spool_forwarder_lock(struct spool *sp, char *err)
+{
+	return take_lock(sp, "forwarder.lock", &sp->fwdfd, "another "
+	    "ferry-forwarder drains this spool: one per spool", err);
 }
 
 int
@@ -862,24 +873,13 @@ spool_forwarder_running(const struct spool *sp)
 static int
 writer_prepare(struct spool *sp, char *err)
 {
-	char path[PATH_MAX + 16];
 	unsigned char last[DEDUP_KEY];
 	int started = 0, rc;
 
-	snprintf(path, sizeof(path), "%s/writer.lock", sp->dir);
-	if ((sp->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) ==
-	    -1) {
-		ERR("spool %s: writer.lock: %s", sp->dir, strerror(errno));
-		return errno == EACCES ? SPOOL_EPERM : SPOOL_ERR;
-	}
-	if (flock(sp->lockfd, LOCK_EX | LOCK_NB) == -1) {
-		ERR("spool %s: another process is appending to this spool "
-		    "(writer.lock is held): one ferry-agent per spool",
-		    sp->dir);
-		close(sp->lockfd);
-		sp->lockfd = -1;
-		return SPOOL_LOCKED;
-	}
+	if ((rc = take_lock(sp, "writer.lock", &sp->lockfd, "another process "
+	    "is appending to this spool: one ferry-agent per spool", err)) !=
+	    SPOOL_OK)
+		return rc;
 	if ((rc = record_max_size(sp)) != 0)
 		goto fail;
 	for (;;) {
