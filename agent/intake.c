@@ -321,9 +321,11 @@ key_of(json_t *v, const char **k, char *buf, size_t size)
 
 /*
  * Sets the key of EV from K of KLEN bytes (its json_key field; KLEN 0 when
- * it has none) and the Idempotency-Key header.  A single event (LINE 0):
- * the header, else K.  An NDJSON line (LINE > 0): K, else the header with
- * "#LINE" appended, so that every line has a key of its own.  Else none.
+ * it has none) and the Idempotency-Key header: K first, so that an event
+ * keeps its key whether it comes alone or in a batch (a failed batch
+ * retried one event at a time finds its duplicates).  Else the header,
+ * with "#LINE" appended for an NDJSON line (LINE > 0) so that every line
+ * has a key of its own.  Else none.
  */
 static int
 ev_key(struct dec *d, struct spool_event *ev, const char *k, size_t klen,
@@ -333,7 +335,7 @@ ev_key(struct dec *d, struct spool_event *ev, const char *k, size_t klen,
 	char		 lbuf[32];
 	size_t		 slen = 0;
 
-	if (d->ikey_len > 0 && (line == 0 || klen == 0)) {
+	if (d->ikey_len > 0 && klen == 0) {
 		k = d->ikey;
 		klen = d->ikey_len;
 		if (line > 0 && klen > INTAKE_BATCH_IKEY_MAX)

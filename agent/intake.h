@@ -62,11 +62,11 @@ struct intake_batch {
  *  application/x-ndjson  one event per non-empty line, each a JSON value.
  *  anything else         one opaque event if lim->allow_opaque, else 415.
  *
- * The idempotency key of a single event is IKEY; without it, the value of
- * the field lim->json_key when the event is a JSON object holding it (a
- * string as is, a number as written); else none (the spool then hashes the
- * body).  Of an NDJSON line: that field; else IKEY followed by "#" and the
- * line number (IKEY at most INTAKE_BATCH_IKEY_MAX bytes); else none.
+ * The idempotency key of an event is, in order: the value of the field
+ * lim->json_key when the event is a JSON object holding it (a string as is,
+ * a number as jansson writes it); for a single event, IKEY; for an NDJSON
+ * line, IKEY followed by "#" and the line number (IKEY at most
+ * INTAKE_BATCH_IKEY_MAX bytes); else none (the spool then hashes the body).
  *
  * Returns 0 with OUT filled (free it with intake_batch_free), or an HTTP
  * status with a message for a person in ERR (ERRLEN bytes) and OUT empty:

@@ -547,10 +547,10 @@ json_key(void **state)
 	assert_ikey(&f->b.evs[4], "H#5");
 	assert_ikey(&f->b.evs[5], "H#6");
 	assert_ikey(&f->b.evs[10], "H#11");
-	/* A single event: the header first, then the field. */
+	/* A single event: the field first, then the header. */
 	assert_int_equal(decs(f, "application/json", "H", "{\"id\":\"j\"}"),
 	    0);
-	assert_ikey(&f->b.evs[0], "H");
+	assert_ikey(&f->b.evs[0], "j");
 	assert_int_equal(decs(f, "application/json", NULL, "{\"id\":\"j\"}"),
 	    0);
 	assert_ikey(&f->b.evs[0], "j");
