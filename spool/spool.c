@@ -230,8 +230,10 @@ spool_init(struct spool *sp, MDB_txn *txn, char *err)
 	    (rc = meta_put(sp, txn, "spool_id", sp->spool_id, 16)) != 0 ||
 	    (rc = meta_put64(sp, txn, "next_seq", 1)) != 0 ||
 	    (rc = meta_put64(sp, txn, "created", spool_now_ms())) != 0 ||
+	    (rc = meta_put64(sp, txn, "fingerprint", FP_FRAMED)) != 0 ||
 	    (sp->encrypted && (rc = key_check_make(sp, txn)) != 0))
 		return spool_lmdb_fail(sp, rc, "creating the spool", err);
+	sp->fp_framed = 1;
 	return SPOOL_OK;
 }
 
@@ -243,6 +245,7 @@ spool_verify(struct spool *sp, MDB_txn *txn, char *err)
 	const unsigned char *f;
 	unsigned format;
 	unsigned char plain[sizeof(KEY_CHECK_TEXT)];
+	uint64_t fpv;
 	int rc;
 
 	k = spool_mval("format", 6);
@@ -265,6 +268,9 @@ spool_verify(struct spool *sp, MDB_txn *txn, char *err)
 		return SPOOL_EFORMAT;
 	}
 	memcpy(sp->spool_id, v.mv_data, 16);
+	/* Spools made before the framing keep the fingerprints they hold. */
+	sp->fp_framed = spool_meta_get64(sp, txn, "fingerprint", &fpv) == 0 &&
+	    fpv == FP_FRAMED;
 	if ((rc = open_dbis(sp, txn, 0)) != 0) {
 		ERR("spool %s: damaged: a database is missing (%s)", sp->dir,
 		    mdb_strerror(rc));
@@ -769,10 +775,14 @@ spool_fingerprint(const struct spool *sp, struct spool_event *ev)
 	 * bytes), so that no stream, key or body can run into another:
 	 * without it, stream "a" with key "kfoo" hashed the bytes of stream
 	 * "ak" with key "foo", and one of the two was dropped as a duplicate.
-	 * The tag keeps "stream + key" apart from "stream + body".
+	 * Spools made before keep hashing without it (meta "fingerprint"
+	 * absent), so that their events keep their ids and a retry across
+	 * the upgrade is still found.  The tag keeps "stream + key" apart
+	 * from "stream + body".
 	 */
 	len = (unsigned char)ev->stream_len;
-	crypto_generichash_update(&st, &len, 1);
+	if (sp->fp_framed)
+		crypto_generichash_update(&st, &len, 1);
 	crypto_generichash_update(&st, (const unsigned char *)ev->stream,
 	    ev->stream_len);
 	tag = ev->ikey_len ? 'k' : 'b';

@@ -23,6 +23,7 @@ void	spool_seterr(char *err, const char *fmt, ...)
 #define KEY_CHECK_TEXT	"ferry spool key check"
 #define WALK_CHUNK	4096		/* entries per read transaction */
 #define DEDUP_KEY	(8 + SPOOL_IDLEN)	/* first_seen_ms, fingerprint */
+#define FP_FRAMED	2	/* meta "fingerprint": the stream's length hashed */
 #define DEDUP_VAL	8			/* seq */
 #define CURSOR_VAL	16
 
@@ -55,6 +56,7 @@ struct spool {
 	uint64_t	 window_ms;
 	unsigned	 psize;
 	int		 encrypted;
+	int		 fp_framed;	/* fingerprint: stream length first */
 	unsigned char	 key[SPOOL_KEYLEN];
 	unsigned char	 fpkey[crypto_generichash_KEYBYTES];
 	unsigned char	 spool_id[16];
