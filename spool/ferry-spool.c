@@ -944,14 +944,19 @@ cursor_write(struct tool *t, const char *sink, uint64_t seq, int del)
 	size_t		i;
 	int		rc;
 
-	/* A running forwarder writes its own position over the change. */
-	if (spool_forwarder_running(t->sp)) {
+	/*
+	 * A running forwarder writes its own position over the change: its
+	 * lock, held until the tool exits, keeps one from running meanwhile.
+	 */
+	if ((rc = spool_forwarder_lock(t->sp, t->err)) == SPOOL_LOCKED) {
 		fprintf(stderr, PROG ": %s: ferry-forwarder is running on this "
 		    "spool and would write over the cursor: stop it first "
 		    "(systemctl stop ferry-forwarder), then move the cursor\n",
 		    spool_dir(t->sp));
 		return 1;
 	}
+	if (rc != SPOOL_OK)
+		return fail(t);
 	/* The forwarder ignores cursors of sinks it has not configured. */
 	for (i = 0; !del && t->conf != NULL && i < t->conf->nsinks; i++)
 		if (strcmp(t->conf->sinks[i].name, sink) == 0)

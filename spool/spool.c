@@ -502,28 +502,32 @@ adopt_max_size(struct spool *sp, char *err)
 
 /*
  * LMDB creates lock.mdb when it is missing (a restored spool, /tmp cleaned),
- * owned by whoever opens it.  Root running ferry-spool would leave one the
- * agent, running as its own user, cannot open: as root, it is given to
- * data.mdb's owner.
+ * and take_lock() the lock files, owned by whoever opens the spool.  Root
+ * running ferry-spool would leave files the agent and the forwarder,
+ * running as their own user, cannot open: as root, the file NAME is given
+ * to data.mdb's owner.  Through its own descriptor, never a symlink: the
+ * directory is writable by that user.
  */
 static void
-lock_follows_data(const struct spool *sp)
+own_like_data(const struct spool *sp, const char *name)
 {
 	char		path[PATH_MAX + 16];
-	struct stat	data, lock;
+	struct stat	data, st;
+	int		fd;
 
 	if (geteuid() != 0)
 		return;
 	snprintf(path, sizeof(path), "%s/data.mdb", sp->dir);
 	if (stat(path, &data) != 0)
 		return;
-	snprintf(path, sizeof(path), "%s/lock.mdb", sp->dir);
-	if (stat(path, &lock) != 0 ||
-	    (lock.st_uid == data.st_uid && lock.st_gid == data.st_gid))
+	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return;
-	/* Failing that, the agent's own open says what is wrong. */
-	if (chown(path, data.st_uid, data.st_gid) != 0)
-		return;
+	/* Failing that, the services' own open says what is wrong. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_uid != data.st_uid || st.st_gid != data.st_gid))
+		(void)!fchown(fd, data.st_uid, data.st_gid);
+	close(fd);
 }
 
 int
@@ -577,7 +581,7 @@ spool_open(struct spool **spp, const struct spool_options *opt, char *err)
 			r = spool_lmdb_fail(sp, rc, "opening", err);
 		goto fail;
 	}
-	lock_follows_data(sp);
+	own_like_data(sp, "lock.mdb");
 	/* Reader slots of killed processes would pin pages forever. */
 	mdb_reader_check(sp->env, &dead);
 	if ((r = spool_attach(sp, opt->create, err)) != SPOOL_OK)
@@ -839,10 +843,12 @@ take_lock(struct spool *sp, const char *name, int *fd, const char *busy,
 	char path[PATH_MAX + 16];
 
 	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
-	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) == -1) {
+	if ((*fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0640)) == -1) {
 		ERR("spool %s: %s: %s", sp->dir, name, strerror(errno));
 		return errno == EACCES ? SPOOL_EPERM : SPOOL_ERR;
 	}
+	own_like_data(sp, name);
 	if (flock(*fd, LOCK_EX | LOCK_NB) == -1) {
 		ERR("spool %s: %s (%s is held)", sp->dir, busy, name);
 		close(*fd);
@@ -857,22 +863,6 @@ spool_forwarder_lock(struct spool *sp, char *err)
 {
 	return take_lock(sp, "forwarder.lock", &sp->fwdfd, "another "
 	    "ferry-forwarder drains this spool: one per spool", err);
-}
-
-int
-spool_forwarder_running(const struct spool *sp)
-{
-	char path[PATH_MAX + 16];
-	int fd, held;
-
-	if (sp->fwdfd != -1)
-		return 1;
-	snprintf(path, sizeof(path), "%s/forwarder.lock", sp->dir);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return 0;
-	held = flock(fd, LOCK_SH | LOCK_NB) == -1 && errno == EWOULDBLOCK;
-	close(fd);
-	return held;
 }
 
 /*

@@ -187,13 +187,12 @@ int	spool_cursor_delete(struct spool *, const char *sink, char *err);
 
 /*
  * The forwarder of a spool: one process at a time.  spool_forwarder_lock()
- * takes forwarder.lock (released when the process ends, kill -9 too), or
- * returns SPOOL_LOCKED while another process holds it.
- * spool_forwarder_running() says whether some process holds it now: 1, or
- * 0 (also when the spool never had a forwarder).
+ * takes forwarder.lock (released when the spool is closed or the process
+ * ends, kill -9 too), or returns SPOOL_LOCKED while another process holds
+ * it.  ferry-spool takes it too while it moves a cursor, so that no
+ * forwarder writes its own position over the change.
  */
 int	spool_forwarder_lock(struct spool *, char *err);
-int	spool_forwarder_running(const struct spool *);
 typedef int (*spool_cursor_cb)(const char *sink, uint64_t seq,
 	    uint64_t updated_ms, void *arg);
 int	spool_cursor_each(struct spool *, spool_cursor_cb, void *arg,

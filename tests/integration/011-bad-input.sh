@@ -197,6 +197,17 @@ is "restored spool: lock.mdb owned like data.mdb" \
     "$(stat -c %U:%G "$R/lock.mdb")" "nobody:nogroup"
 is "restored spool: its user can read it afterwards" \
     "$(run asnobody $FS -d "$R" ls)" 0
+is "root moves a cursor: exit 0" "$(run $FS -d "$R" cursor c --set 1)" 0
+is "the forwarder.lock it took is owned like data.mdb" \
+    "$(stat -c %U:%G "$R/forwarder.lock")" "nobody:nogroup"
+# lock.mdb replaced by a symlink (the directory is the service user's):
+# root's check must not give the link's target away.
+: >"$TMP/root-owned"
+rm -f "$R/lock.mdb"
+ln -s "$TMP/root-owned" "$R/lock.mdb"
+run $FS -d "$R" check >/dev/null
+is "a symlinked lock.mdb: its target keeps its owner" \
+    "$(stat -c %U "$TMP/root-owned")" root
 
 # --- no spool -------------------------------------------------------------------
 is "missing dir: exit 1" "$(run $FS -d "$TMP/none" stat)" 1
