@@ -78,20 +78,22 @@ check_files(const struct conf *cf)
 	struct avroenc *enc;
 	struct tokens *tk;
 	char err[512];
-	int have, rc;
+	int have, rc = 0;
 
+	/* Each is tried, so that every error is listed at once. */
 	if (cf->agent.tokens_file) {
 		if ((tk = tokens_load(cf->agent.tokens_file, err,
 		    sizeof(err))) == NULL) {
 			log_errx("%s", err);
-			return -1;
+			rc = -1;
 		}
 		tokens_free(tk);
 	}
 	if (load_schemas(cf, &enc) != 0)
-		return -1;
+		rc = -1;
 	avroenc_free(enc);
-	rc = load_key(cf, key, &have);
+	if (load_key(cf, key, &have) != 0)
+		rc = -1;
 	sodium_memzero(key, sizeof(key));
 	return rc;
 }
@@ -232,6 +234,7 @@ main(int argc, char **argv)
 	/* 5. The spool. */
 	if (load_key(a.conf, key, &have_key) != 0) {
 		avroenc_free(a.avro);
+		tokens_free(a.tokens);
 		conf_free(a.conf);
 		return EX_CONFIG;
 	}

@@ -95,8 +95,7 @@ check_files(const struct conf *cf)
 {
 	unsigned char key[SPOOL_KEYLEN];
 	char err[SINK_ERRMAX > AVROENC_ERRMAX ? SINK_ERRMAX : AVROENC_ERRMAX];
-	struct avroenc *enc = NULL;
-	void *s;
+	struct avroenc *enc;
 	int rc = 0;
 
 	if (cf->spool.encryption_key_file && conf_read_key(
@@ -105,22 +104,21 @@ check_files(const struct conf *cf)
 		rc = -1;
 	}
 	sodium_memzero(key, sizeof(key));
-	for (size_t i = 0; i < cf->nstreams && enc == NULL; i++)
-		if (cf->streams[i].schema &&
-		    (enc = avroenc_new(cf, err)) == NULL) {
-			log_errx("%s", err);
-			return -1;
+	for (size_t i = 0; i < cf->nstreams; i++)
+		if (cf->streams[i].schema) {	/* loads every schema */
+			if ((enc = avroenc_new(cf, err)) == NULL) {
+				log_errx("%s", err);
+				rc = -1;
+			}
+			avroenc_free(enc);
+			break;
 		}
-	avroenc_free(enc);
-	for (size_t i = 0; i < cf->nsinks; i++) {
-		if (cf->sinks[i].type != CONF_SINK_KAFKA)
-			continue;
-		if ((s = sink_kafka_ops.open(cf, &cf->sinks[i], err)) == NULL) {
+	for (size_t i = 0; i < cf->nsinks; i++)
+		if (cf->sinks[i].type == CONF_SINK_KAFKA &&
+		    sink_kafka_check(cf, &cf->sinks[i], err) != 0) {
 			log_errx("sink %s: %s", cf->sinks[i].name, err);
 			rc = -1;
-		} else
-			sink_kafka_ops.close(s);
-	}
+		}
 	return rc;
 }
 

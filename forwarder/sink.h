@@ -87,6 +87,9 @@ struct sink_ops {
 };
 
 extern const struct sink_ops sink_kafka_ops;
+/* --check-config of a Kafka sink: its producer made and dropped, offline. */
+int	sink_kafka_check(const struct conf *, const struct conf_sink *,
+	    char *err);
 extern const struct sink_ops sink_avro_ops;
 
 #endif

@@ -765,6 +765,42 @@ kafka_close(void *arg)
 	free(k);
 }
 
+/*
+ * --check-config: the producer made as a start would and dropped, but with
+ * no broker to connect to, so that a check neither reaches the cluster nor
+ * waits on its DNS: librdkafka checks some settings only together, here.
+ */
+int
+sink_kafka_check(const struct conf *cf, const struct conf_sink *sc,
+    char *err)
+{
+	struct kafka	 k;
+	rd_kafka_conf_t	*c;
+	rd_kafka_t	*rk;
+	char		 e[400];
+	int		 rc = -1;
+
+	memset(&k, 0, sizeof(k));
+	k.sc = sc;
+	if (kafka_conf(&k, cf, err) != 0)
+		goto done;
+	c = rd_kafka_conf_dup(k.tmpl);
+	if (rd_kafka_conf_set(c, "bootstrap.servers", "", e, sizeof(e)) !=
+	    RD_KAFKA_CONF_OK || rd_kafka_conf_set(c, "log_level", "0", e,
+	    sizeof(e)) != RD_KAFKA_CONF_OK ||
+	    (rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e))) == NULL) {
+		rd_kafka_conf_destroy(c);
+		snprintf(err, SINK_ERRMAX, "librdkafka: %s", e);
+		goto done;
+	}
+	rd_kafka_destroy(rk);
+	rc = 0;
+done:
+	if (k.tmpl)
+		rd_kafka_conf_destroy(k.tmpl);
+	return rc;
+}
+
 const struct sink_ops sink_kafka_ops = {
 	.type = "kafka",
 	.redeliver = 1,		/* the ring never lowers delivered */

@@ -56,6 +56,11 @@ for what in no-tokens no-key no-schema.avsc; do
 	"$AGENT" -c "$TMP/files.conf" >"$TMP/out" 2>"$TMP/err"
 	is "starting with $what missing: exit 78" "$?" 78
 done
+agent_conf "$TMP/files.conf" "tokens_file = $TMP/no-tokens" "[spool]" \
+    "encryption_key_file = $TMP/no-key"
+"$AGENT" --check-config -c "$TMP/files.conf" >"$TMP/out" 2>"$TMP/err"
+is "--check-config, two files missing: both named" \
+    "$(grep -c -e no-tokens -e no-key "$TMP/err")" 2
 agent_conf "$TMP/a.conf" "shutdown_delay = 2s" "shutdown_timeout = 3s"
 "$AGENT" --version >"$TMP/out" 2>&1
 is "--version: exit 0" "$?" 0

@@ -189,6 +189,14 @@ is "--check-config, kafka.acks = 1 with idempotence: exit 78" "$?" 78
 like "acks = 1: the error names acks" "$(cat "$TMP/err")" \
     'error: sink kafka: .*acks'
 is "acks = 1: no OK" "$(cat "$TMP/out")" ""
+# The check makes its producer offline: an unreachable cluster is no wait.
+conf "$TMP/far.conf" "[sink.kafka]" "brokers = 192.0.2.1:9092"
+t0=$(now_ms)
+is "--check-config, brokers unreachable: configuration OK" \
+    "$(timeout 20 "$FWD" -c "$TMP/far.conf" --check-config 2>&1)" \
+    "configuration OK"
+is "--check-config, brokers unreachable: within 2 s" \
+    "$(( $(now_ms) - t0 < 2000 ))" 1
 conf "$TMP/a.conf"
 
 # --- 1. a batch: keys, values, headers, order, lag, trim ---------------------
