@@ -21,7 +21,9 @@
  * wrong and what to do, and with the status a client can act on: 400 bad
  * body, 401/403 auth, 404 unknown path or stream, 405 + Allow, 413 too
  * large, 415 type, 431 headers, 503 + Retry-After (full, storage error,
- * shutting down).
+ * shutting down).  Except while a body arrives, when libmicrohttpd can
+ * send no answer: a body past idle_timeout or far past max_body has its
+ * connection closed instead, and the log says why.
  */
 #include <sys/socket.h>
 
@@ -47,6 +49,7 @@
 #define RETRY_BUSY	"1"
 #define BACKOFF_SECS	"10"
 #define REAP_EVERY_US	250000		/* the header deadline, looked at */
+#define DISCARD_MAX	(8u << 20)	/* body past max_body read and dropped */
 
 enum phase { PH_BODY, PH_QUEUED };
 
@@ -56,6 +59,7 @@ struct hreq {
 	enum phase		 phase;
 	unsigned		 status;	/* error found while reading */
 	int			 cut;		/* connection shut down */
+	size_t			 discarded;	/* body bytes dropped */
 	uint64_t		 start_us;	/* monotonic, headers complete */
 	char			 msg[512];
 	char			 stream[SPOOL_STREAM_MAX + 1];
@@ -102,7 +106,8 @@ answer(struct agent *a, struct MHD_Connection *c, unsigned status,
 	cors_headers(a, c, resp);
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
-	metrics_status(&a->m, status);
+	if (ret == MHD_YES)
+		metrics_status(&a->m, status);
 	return ret;
 }
 
@@ -201,7 +206,8 @@ handle_preflight(struct agent *a, struct MHD_Connection *c)
 	MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
 	ret = MHD_queue_response(c, 204, resp);
 	MHD_destroy_response(resp);
-	metrics_status(&a->m, 204);
+	if (ret == MHD_YES)
+		metrics_status(&a->m, 204);
 	return ret;
 }
 
@@ -592,10 +598,10 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
     size_t *upload_size, void **con_cls)
 {
 	struct agent *a = cls;
-	struct hreq *h = *con_cls;
+	struct hreq *h;
 
 	(void)version;
-	if (h == NULL) {
+	if (*con_cls == NULL) {
 		conn_mark(c, 1);	/* headers complete: a request */
 		if (httpreq_route(method, url) == HTTPREQ_POST_EVENTS)
 			return post_begin(a, c, url, con_cls);
@@ -606,22 +612,27 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (*con_cls == &other_request)
 		return handle_other(a, c, httpreq_route(method, url));
+	h = *con_cls;
 	if (*upload_size != 0) {
 		/*
 		 * libmicrohttpd queues an answer only before the body or after
 		 * all of it, never while it arrives.  So a body over max_body is
-		 * read to its end and dropped, and then answered 413; and a
-		 * body still arriving after idle_timeout (each piece inside it,
-		 * so libmicrohttpd's own timeout never fires: a trickle, or a
-		 * body without end) cannot be answered at all: the connection
-		 * is shut down, nothing stored, and the log says why.
+		 * read to its end and dropped, and then answered 413, up to
+		 * DISCARD_MAX more bytes; and a body still arriving after that
+		 * or after idle_timeout (each piece inside it, so
+		 * libmicrohttpd's own timeout never fires: a trickle, or a body
+		 * without end) cannot be answered at all: the connection is
+		 * shut down, nothing stored, and the log says why.
 		 */
-		if (!h->cut && clock_mono_us() - h->start_us >
-		    a->conf->agent.idle_timeout_ms * 1000) {
+		if (!h->cut && (clock_mono_us() - h->start_us >
+		    a->conf->agent.idle_timeout_ms * 1000 ||
+		    h->discarded > DISCARD_MAX)) {
 			h->cut = 1;
-			log_info("%s: POST /v1/events/%s: body not received "
-			    "within idle_timeout; connection closed, nothing "
-			    "stored", h->addr, h->stream);
+			log_info("%s: POST /v1/events/%s: %s; connection "
+			    "closed, nothing stored", h->addr, h->stream,
+			    h->discarded > DISCARD_MAX ? "body goes on far past "
+			    "max_body" : "body not received within "
+			    "idle_timeout");
 			conn_shutdown(c);
 		}
 		if (!h->cut && h->status == 0 && body_append(h, upload,
@@ -632,6 +643,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 			    "requests",
 			    (unsigned long long)a->conf->agent.max_body);
 		}
+		if (h->status)
+			h->discarded += *upload_size;
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -648,15 +661,16 @@ static void
 completed(void *cls, struct MHD_Connection *c, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
-	struct hreq *h = *con_cls;
+	struct hreq *h;
 
 	(void)toe;
 	(void)cls;
 	conn_mark(c, 0);	/* answered: the next one's clock starts */
-	if (h == NULL || *con_cls == &other_request) {
+	if (*con_cls == NULL || *con_cls == &other_request) {
 		*con_cls = NULL;
 		return;
 	}
+	h = *con_cls;
 	atomic_fetch_sub(&h->a->requests, 1);
 	intake_batch_free(&h->batch);
 	free(h->ir.dup);

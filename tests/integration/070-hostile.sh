@@ -290,19 +290,29 @@ EOF
 hreq chunk2m "POST /v1/events/h-chunk HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n" \
     --body "$TMP/chunk2m"
 refused "chunked body of 2 MiB" 413 h-chunk 'max_body'
-# 12 MiB: read to its end and dropped, then answered (libmicrohttpd cannot
+# 6 MiB: read to its end and dropped, then answered (libmicrohttpd cannot
 # answer while a body arrives: an answer tried then was an empty reply).
-$PY - "$TMP/chunk12m" <<'EOF'
+# 24 MiB: past max_body + 8 MiB no answer can be sent; the connection is
+# closed, and the log says why.
+$PY - "$TMP" <<'EOF'
 import sys
-with open(sys.argv[1], "wb") as f:
-    c = b"z" * 65536
-    for i in range(192):
-        f.write(b"%x\r\n" % len(c) + c + b"\r\n")
-    f.write(b"0\r\n\r\n")
+for mib in (6, 24):
+    with open("%s/chunk%dm" % (sys.argv[1], mib), "wb") as f:
+        c = b"z" * 65536
+        for i in range(mib * 16):
+            f.write(b"%x\r\n" % len(c) + c + b"\r\n")
+        f.write(b"0\r\n\r\n")
 EOF
-hreq chunk12m "POST /v1/events/h-chunk HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n" \
-    --body "$TMP/chunk12m"
-refused "chunked body of 12 MiB" 413 h-chunk 'max_body'
+hreq chunk6m "POST /v1/events/h-chunk HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n" \
+    --body "$TMP/chunk6m"
+refused "chunked body of 6 MiB" 413 h-chunk 'max_body'
+hreq chunk24m "POST /v1/events/h-chunk HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n" \
+    --body "$TMP/chunk24m" --close-wait 3
+is "chunked body of 24 MiB: no answer, the connection closed" \
+    "$ST:$([ "$CLOSED" = open ] && echo open || echo closed)" "none:closed"
+like "chunked body of 24 MiB: the log says why" "$(cat "$TMP/agent.log")" \
+    'h-chunk: body goes on far past max_body; connection closed'
+is "chunked body of 24 MiB: nothing stored" "$(stored h-chunk)" 0
 # A chunked body that stalls: cut at the idle timeout, nothing stored.
 hreq stall "POST /v1/events/h-stall HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"s\":1}\n\r\n8\r\n{\"s\":2}\n\r\n" \
     --timeout $((IDLE + 4))
