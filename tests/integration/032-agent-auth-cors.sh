@@ -127,9 +127,19 @@ like "bad tokens file on SIGHUP: logged" "$(cat "$TMP/agent.log")" \
     'reload: .*keeping the old tokens'
 like "SIGHUP: the reload logged with the count and the level" \
     "$(cat "$TMP/agent.log")" 'reloaded .*: 2 tokens from .*, log level info'
+# reloaded N: waits (5 s at most) for the Nth "reloaded" line of the log.
+reloaded() {
+	_i=0
+	while [ "$(grep -c 'info: reloaded' "$TMP/agent.log")" -lt "$1" ] &&
+	    [ $_i -lt 50 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
 : >"$TMP/tokens"
+R0=$(grep -c 'info: reloaded' "$TMP/agent.log")
 kill -HUP "$APID"
-sleep 0.5
+reloaded $((R0 + 1))
 like "an empty tokens file on SIGHUP: a warning" "$(cat "$TMP/agent.log")" \
     'warn: .*tokens holds no token: every POST gets 401'
 is "an empty tokens file: 401" "$(code "$(post s3 application/json \
@@ -139,7 +149,7 @@ $(sha "$TOK_C")  charlie
 $(sha "$TOK_B")  bravo  b1,b2
 EOF
 kill -HUP "$APID"
-sleep 0.5
+reloaded $((R0 + 2))
 
 # --- CORS ----------------------------------------------------------------
 R=$(get /v1/events/s1 -X OPTIONS -H 'Origin: https://app.example' \

@@ -306,8 +306,12 @@ EOF
 hreq chunk6m "POST /v1/events/h-chunk HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n" \
     --body "$TMP/chunk6m"
 refused "chunked body of 6 MiB" 413 h-chunk 'max_body'
+n413() { curl -s --max-time 5 "$URL/metrics" |
+    sed -n 's/^ferry_http_requests_total{code="413"} //p'; }
+c413=$(n413)
 hreq chunk24m "POST /v1/events/h-chunk HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n" \
     --body "$TMP/chunk24m" --close-wait 3
+is "chunked body of 24 MiB: no 413 counted (none was sent)" "$(n413)" "$c413"
 is "chunked body of 24 MiB: no answer, the connection closed" \
     "$ST:$([ "$CLOSED" = open ] && echo open || echo closed)" "none:closed"
 like "chunked body of 24 MiB: the log says why" "$(cat "$TMP/agent.log")" \
