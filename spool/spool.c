@@ -505,15 +505,17 @@ adopt_max_size(struct spool *sp, char *err)
  * and take_lock() the lock files, owned by whoever opens the spool.  Root
  * running ferry-spool would leave files the agent and the forwarder,
  * running as their own user, cannot open: as root, the file NAME is given
- * to data.mdb's owner.  Through its own descriptor, never a symlink: the
- * directory is writable by that user.
+ * to data.mdb's owner.  Never through a symlink (the directory is
+ * writable by that user), and never by opening the file: closing any
+ * descriptor of lock.mdb drops this process's fcntl locks on it, which
+ * LMDB holds to tell other processes the environment is in use (without
+ * them the next opener re-initialises the lock table under our feet).
  */
 static void
 own_like_data(const struct spool *sp, const char *name)
 {
 	char		path[PATH_MAX + 16];
 	struct stat	data, st;
-	int		fd;
 
 	if (geteuid() != 0)
 		return;
@@ -521,13 +523,11 @@ own_like_data(const struct spool *sp, const char *name)
 	if (stat(path, &data) != 0)
 		return;
 	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		return;
 	/* Failing that, the services' own open says what is wrong. */
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
 	    (st.st_uid != data.st_uid || st.st_gid != data.st_gid))
-		(void)!fchown(fd, data.st_uid, data.st_gid);
-	close(fd);
+		(void)!fchownat(AT_FDCWD, path, data.st_uid, data.st_gid,
+		    AT_SYMLINK_NOFOLLOW);
 }
 
 int

@@ -40,6 +40,12 @@ serving() {
 }
 
 ok "agent starts" agent_start || { done_testing; exit 1; }
+# LMDB holds a shared fcntl lock on lock.mdb while the environment is open:
+# without it the next process to open the spool re-initialises the lock
+# table under the agent (closing any other descriptor of the file drops it).
+INO=$(stat -c %i "$SPOOL/lock.mdb")
+like "the agent holds LMDB's shared lock on lock.mdb" "$(cat /proc/locks)" \
+    "POSIX +ADVISORY +READ +$APID +[0-9a-f]+:[0-9a-f]+:$INO "
 
 # --- health --------------------------------------------------------------
 is "/ping: 200 pong" "$(get /ping)" "200 pong"

@@ -112,6 +112,8 @@ started() {
 N=$(grep -c 'forwarding spool' "$TMP/fwd.log")
 fwd_start
 ok "forwarder started" started $((N + 1))
+like "the forwarder holds LMDB's shared lock on lock.mdb" "$(cat /proc/locks)" \
+    "POSIX +ADVISORY +READ +$FPID +[0-9a-f]+:[0-9a-f]+:$(stat -c %i "$SPOOL/lock.mdb") "
 "$FWD" -c "$CONF" >"$TMP/fwd2.log" 2>&1
 is "a second forwarder on the same spool: exit 1" "$?" 1
 like "a second forwarder: says why" "$(cat "$TMP/fwd2.log")" \
