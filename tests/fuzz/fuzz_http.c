@@ -99,16 +99,21 @@ load_tokens(void)
 static enum auth_result
 expected_auth(const char *authz, const char *stream, size_t slen)
 {
+	size_t	n;
+
 	if (authz == NULL || strncasecmp(authz, "Bearer ", 7) != 0)
 		return AUTH_MISSING;
 	authz += 7;
-	while (*authz == ' ')
+	while (*authz == ' ' || *authz == '\t')	/* around the token: */
 		authz++;
-	if (*authz == '\0')
+	n = strlen(authz);
+	while (n > 0 && (authz[n - 1] == ' ' || authz[n - 1] == '\t'))
+		n--;				/* not part of it */
+	if (n == 0)
 		return AUTH_MISSING;
-	if (strcmp(authz, ALPHA) == 0)
+	if (n == strlen(ALPHA) && memcmp(authz, ALPHA, n) == 0)
 		return AUTH_OK;
-	if (strcmp(authz, BRAVO) != 0)
+	if (n != strlen(BRAVO) || memcmp(authz, BRAVO, n) != 0)
 		return AUTH_BAD;
 	if (slen == 2 && (memcmp(stream, "b1", 2) == 0 ||
 	    memcmp(stream, "b2", 2) == 0))

@@ -137,11 +137,15 @@ oracle_check(const struct entry *e, size_t n, const char *authz,
 
 	if (authz == NULL || strncasecmp(authz, "Bearer ", 7) != 0)
 		return AUTH_MISSING;
-	for (authz += 7; *authz == ' '; authz++)
+	/* The token: spaces and tabs around it are not part of it. */
+	for (authz += 7; *authz == ' ' || *authz == '\t'; authz++)
 		;
-	if (*authz == '\0')
+	l = strlen(authz);
+	while (l > 0 && strchr(" \t", authz[l - 1]) != NULL)
+		l--;
+	if (l == 0)
 		return AUTH_MISSING;
-	crypto_hash_sha256(h, (const unsigned char *)authz, strlen(authz));
+	crypto_hash_sha256(h, (const unsigned char *)authz, l);
 	for (i = 0; i < n && memcmp(h, e[i].hash, sizeof(h)) != 0; i++)
 		;
 	if (i == n)
