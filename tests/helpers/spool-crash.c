@@ -9,7 +9,10 @@
  * repeat a key of the batch before (which must come back as a duplicate).
  * Only after spool_append() has returned does it append one line per event,
  * "KEY SEQ DUP", to LOG with a single write(2): a line in LOG is a promise
- * the spool must keep after any kill.
+ * the spool must keep after any kill.  A kill can cut that write short
+ * (between two pages of it): each run starts with a newline, so that a
+ * torn line stands alone instead of gluing itself to the next run's first
+ * line ("15-" + "16-0-0 39446 0" read as key "15-16-0-0").
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -50,7 +53,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: spool-crash -d DIR -l LOG -r ROUND\n");
 		return 64;
 	}
-	if ((fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0644)) == -1) {
+	if ((fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0644)) == -1 ||
+	    write(fd, "\n", 1) != 1) {
 		perror(log);
 		return 1;
 	}

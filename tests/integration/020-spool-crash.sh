@@ -54,7 +54,7 @@ acked = dups = 0
 for line in open(log):
     parts = line.split()
     if len(parts) != 3:
-        continue        # a torn last line cannot happen: one write(2)
+        continue        # blank, or torn by a kill inside the write(2)
     key, seq, dup = parts[0], int(parts[1]), parts[2] == "1"
     acked += 1
     dups += dup
