@@ -353,7 +353,8 @@ drain_join(struct drain *d)
 	d->sink = NULL;
 }
 
-/* The periodic throughput line, from the main thread. */
+/* The periodic throughput line, from the main thread: events handed to the
+ * sink (the cursor says what it delivered). */
 void
 drain_report(struct drain *d, uint64_t secs)
 {
@@ -363,7 +364,7 @@ drain_report(struct drain *d, uint64_t secs)
 
 	if (ev == 0 && dd == 0)
 		return;
-	log_info("sink %s: %llu events (%.0f/s, %.1f MB/s), %llu dead, "
+	log_info("sink %s: %llu events sent (%.0f/s, %.1f MB/s), %llu dead, "
 	    "cursor %llu", d->sc->name, (unsigned long long)ev,
 	    (double)ev / (double)(secs ? secs : 1),
 	    (double)by / 1e6 / (double)(secs ? secs : 1),

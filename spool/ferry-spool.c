@@ -1111,6 +1111,16 @@ dead_retry(struct tool *t, const char *sink, uint64_t seq)
 {
 	size_t	n;
 
+	/* An Avro file sink's dead letters are events it can never write. */
+	for (size_t i = 0; t->conf != NULL && i < t->conf->nsinks; i++)
+		if (strcmp(t->conf->sinks[i].name, sink) == 0 &&
+		    t->conf->sinks[i].type == CONF_SINK_AVRO_FILES) {
+			fprintf(stderr, PROG ": sink %s writes Avro files, "
+			    "which never resend a dead letter (it did not fit "
+			    "the stream's schema): drop it, or fix the schema "
+			    "and replay\n", sink);
+			return 1;
+		}
 	if (spool_dead_mark(t->sp, sink, seq, 1, NULL, now_ms(), &n,
 	    t->err) != SPOOL_OK)
 		return fail(t);

@@ -68,6 +68,12 @@ print(",".join(vals))' "$TMP/k.json")" "big,small-1,small-2"
 fails "dead retry of a dead letter that is gone: exit 1" \
     "$FS" -c "$CONF" dead retry kafka 1
 is "usage error: exit 64" "$("$FS" -c "$CONF" dead retry >/dev/null 2>&1; echo $?)" 64
+printf '[spool]\ndir = %s\n[sink.files]\ntype = avro-files\ndir = %s/av\n' \
+    "$SPOOL" "$TMP" >"$TMP/files.conf"
+"$FS" -c "$TMP/files.conf" dead retry files --all >"$TMP/out" 2>"$TMP/err"
+is "dead retry of an Avro file sink: exit 1" "$?" 1
+like "dead retry of an Avro file sink: says it never resends" \
+    "$(cat "$TMP/err")" 'writes Avro files, which never resend a dead letter'
 fwd_stop
 is "forwarder exits 0" "$FWD_RC" 0
 done_testing
