@@ -61,6 +61,18 @@ agent_conf "$TMP/files.conf" "tokens_file = $TMP/no-tokens" "[spool]" \
 "$AGENT" --check-config -c "$TMP/files.conf" >"$TMP/out" 2>"$TMP/err"
 is "--check-config, two files missing: both named" \
     "$(grep -c -e no-tokens -e no-key "$TMP/err")" 2
+# An empty tokens file is valid, and locks every client out: said at start.
+: >"$TMP/empty-tokens"
+agent_conf "$TMP/files.conf" "tokens_file = $TMP/empty-tokens"
+"$AGENT" -c "$TMP/files.conf" >"$TMP/out" 2>"$TMP/err" &
+EPID=$!
+i=0
+while ! grep -q 'serving on' "$TMP/err" && [ $i -lt 100 ]; do
+	sleep 0.05; i=$((i + 1))
+done
+kill -TERM $EPID; wait $EPID
+like "an empty tokens file at start: a warning" "$(cat "$TMP/err")" \
+    'warn: .*empty-tokens holds no token: every POST gets 401'
 agent_conf "$TMP/a.conf" "shutdown_delay = 2s" "shutdown_timeout = 3s"
 "$AGENT" --version >"$TMP/out" 2>&1
 is "--version: exit 0" "$?" 0
