@@ -229,8 +229,8 @@ header_size(void *cls, enum MHD_ValueKind kind, const char *key,
  */
 struct hdrscan {
 	unsigned	 ncl;
-	int		 cl_differ;
-	const char	*cl, *xff;
+	int		 cl_differ, ikey_differ;
+	const char	*cl, *xff, *ikey;
 };
 
 static enum MHD_Result
@@ -249,6 +249,12 @@ header_scan(void *cls, enum MHD_ValueKind kind, const char *key,
 			hs->cl_differ = 1;
 	} else if (strcasecmp(key, "X-Forwarded-For") == 0)
 		hs->xff = value;
+	else if (strcasecmp(key, "Idempotency-Key") == 0) {
+		if (hs->ikey == NULL)
+			hs->ikey = value;
+		else if (strcmp(value, hs->ikey) != 0)
+			hs->ikey_differ = 1;
+	}
 	return MHD_YES;
 }
 
@@ -279,7 +285,7 @@ post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
 	const char *stream, *authz, *msg;
 	size_t slen, hsize = 0;
 	const struct conf_stream *sc;
-	struct hdrscan hs = { 0, 0, NULL, NULL };
+	struct hdrscan hs = { 0, 0, 0, NULL, NULL, NULL };
 	struct hreq *h;
 	unsigned status;
 
@@ -323,6 +329,10 @@ post_begin(struct agent *a, struct MHD_Connection *c, const char *url,
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 	    "Transfer-Encoding"), &msg)) != 0)
 		return answer_error(a, c, status, msg, "Connection", "close");
+	/* Which would be the key?  Not ours to guess: a retry must match. */
+	if (hs.ikey_differ)
+		return answer_error(a, c, 400, "Idempotency-Key given twice with "
+		    "different values; send one", NULL, NULL);
 	if (httpreq_too_long(hs.cl, a->conf->agent.max_body))
 		return answer_error(a, c, 413, "body larger than max_body; "
 		    "split it into smaller requests", NULL, NULL);

@@ -32,6 +32,13 @@ is "key k-1, other body: still a duplicate" \
     "$(post ik application/json '{"v":2}' -H 'Idempotency-Key: k-1')" "$D1"
 is "key k-2, same body: accepted" \
     "$(post ik application/json '{"v":1}' -H 'Idempotency-Key: k-2')" "$A1"
+R=$(post ik application/json '{"v":3}' -H 'Idempotency-Key: k-7' \
+    -H 'Idempotency-Key: k-8')
+is "two different Idempotency-Keys: 400" "$(code "$R")" 400
+like "two different Idempotency-Keys: says so" "$R" 'given twice'
+is "the same Idempotency-Key twice: it is the key (k-1: duplicate)" \
+    "$(post ik application/json '{"v":4}' -H 'Idempotency-Key: k-1' \
+    -H 'Idempotency-Key: k-1')" "$D1"
 is "key k-1 on another stream: accepted" \
     "$(post ik2 application/json '{"v":1}' -H 'Idempotency-Key: k-1')" "$A1"
 # Where one stream's name ends and the key (or body) begins: stream "a"
