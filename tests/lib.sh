@@ -51,3 +51,14 @@ track() { _pids="$_pids $1"; }
 
 # Milliseconds since the epoch.
 now_ms() { $PY -c 'import time; print(int(time.time()*1000))'; }
+
+# log_lines FILE REGEX N: waits (10 s at most) until FILE has N lines
+# matching REGEX (grep basic syntax); fails if it never does.
+log_lines() {
+	_w=0
+	while [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -lt "$3" ]; do
+		[ $_w -ge 100 ] && return 1
+		sleep 0.1
+		_w=$((_w + 1))
+	done
+}

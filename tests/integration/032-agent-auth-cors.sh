@@ -127,15 +127,7 @@ like "bad tokens file on SIGHUP: logged" "$(cat "$TMP/agent.log")" \
     'reload: .*keeping the old tokens'
 like "SIGHUP: the reload logged with the count and the level" \
     "$(cat "$TMP/agent.log")" 'reloaded .*: 2 tokens from .*, log level info'
-# reloaded N: waits (5 s at most) for the Nth "reloaded" line of the log.
-reloaded() {
-	_i=0
-	while [ "$(grep -c 'info: reloaded' "$TMP/agent.log")" -lt "$1" ] &&
-	    [ $_i -lt 50 ]; do
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-}
+reloaded() { log_lines "$TMP/agent.log" 'info: reloaded' "$1"; }
 : >"$TMP/tokens"
 R0=$(grep -c 'info: reloaded' "$TMP/agent.log")
 kill -HUP "$APID"

@@ -99,16 +99,7 @@ is "forwarder exits 0 on SIGTERM" "$FWD_RC" 0
 is "no in-progress file left" "$(ls -a "$AV" | grep -c '\.tmp$')" 0
 
 # --- one forwarder per spool; cursors beside it ------------------------------
-# started N: waits until fwd.log has N "forwarding spool" lines.
-started() {
-	_i=0
-	while [ "$(grep -c 'forwarding spool' "$TMP/fwd.log")" -lt "$1" ] &&
-	    [ $_i -lt 100 ]; do
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	[ $_i -lt 100 ]
-}
+started() { log_lines "$TMP/fwd.log" 'forwarding spool' "$1"; }
 N=$(grep -c 'forwarding spool' "$TMP/fwd.log")
 fwd_start
 ok "forwarder started" started $((N + 1))
