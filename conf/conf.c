@@ -1236,6 +1236,15 @@ conf_stream_find(const struct conf *c, const char *name, size_t len)
 	return NULL;
 }
 
+const struct conf_sink *
+conf_sink_find(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; c != NULL && i < c->nsinks; i++)
+		if (strcmp(c->sinks[i].name, name) == 0)
+			return &c->sinks[i];
+	return NULL;
+}
+
 /* --- The spool key --- */
 
 static int

@@ -113,6 +113,9 @@ void		 conf_free(struct conf *);
 /* The [stream.NAME] section for NAME, or NULL. */
 const struct conf_stream *conf_stream_find(const struct conf *,
 		    const char *name, size_t len);
+/* The [sink.NAME] section for NAME, or NULL (also when C is NULL). */
+const struct conf_sink *conf_sink_find(const struct conf *c,
+		    const char *name);
 
 /*
  * Parses a size ("64MiB", "512KiB", "1048576") or a duration ("500ms", "20s",

@@ -129,9 +129,8 @@ stale_cursor(const char *sink, uint64_t seq, uint64_t updated_ms, void *arg)
 	struct fwd *f = arg;
 
 	(void)updated_ms;
-	for (size_t i = 0; i < f->conf->nsinks; i++)
-		if (strcmp(f->sinks[i], sink) == 0)
-			return 0;
+	if (conf_sink_find(f->conf, sink) != NULL)
+		return 0;
 	log_warnx("the spool holds a cursor of sink %s (at seq %llu), which "
 	    "is not in %s: ignored, it holds no event back; remove it with "
 	    "ferry-spool cursor %s --delete", sink, (unsigned long long)seq,

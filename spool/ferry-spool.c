@@ -479,11 +479,10 @@ static const struct {
 static uint64_t
 stall_ms(const struct conf *cf, const char *sink)
 {
-	for (size_t i = 0; cf != NULL && i < cf->nsinks; i++)
-		if (strcmp(cf->sinks[i].name, sink) == 0 &&
-		    cf->sinks[i].type == CONF_SINK_AVRO_FILES)
-			return STALL_MS + cf->sinks[i].roll_interval_ms;
-	return STALL_MS;
+	const struct conf_sink *sc = conf_sink_find(cf, sink);
+
+	return sc != NULL && sc->type == CONF_SINK_AVRO_FILES ?
+	    STALL_MS + sc->roll_interval_ms : STALL_MS;
 }
 
 static uint64_t
@@ -958,10 +957,7 @@ cursor_write(struct tool *t, const char *sink, uint64_t seq, int del)
 	if (rc != SPOOL_OK)
 		return fail(t);
 	/* The forwarder ignores cursors of sinks it has not configured. */
-	for (i = 0; !del && t->conf != NULL && i < t->conf->nsinks; i++)
-		if (strcmp(t->conf->sinks[i].name, sink) == 0)
-			break;
-	if (!del && t->conf != NULL && i == t->conf->nsinks) {
+	if (!del && t->conf != NULL && conf_sink_find(t->conf, sink) == NULL) {
 		fprintf(stderr, PROG ": %s has no [sink.%s]: ferry-forwarder "
 		    "would ignore its cursor (the sinks:", t->conf->path, sink);
 		for (i = 0; i < t->conf->nsinks; i++)
@@ -1109,18 +1105,17 @@ dead_drop(struct tool *t, const char *sink, uint64_t seq, int all)
 static int
 dead_retry(struct tool *t, const char *sink, uint64_t seq)
 {
-	size_t	n;
+	const struct conf_sink	*sc;
+	size_t			 n;
 
 	/* An Avro file sink's dead letters are events it can never write. */
-	for (size_t i = 0; t->conf != NULL && i < t->conf->nsinks; i++)
-		if (strcmp(t->conf->sinks[i].name, sink) == 0 &&
-		    t->conf->sinks[i].type == CONF_SINK_AVRO_FILES) {
-			fprintf(stderr, PROG ": sink %s writes Avro files, "
-			    "which never resend a dead letter (it did not fit "
-			    "the stream's schema): drop it, or fix the schema "
-			    "and replay\n", sink);
-			return 1;
-		}
+	if ((sc = conf_sink_find(t->conf, sink)) != NULL &&
+	    sc->type == CONF_SINK_AVRO_FILES) {
+		fprintf(stderr, PROG ": sink %s writes Avro files, which never "
+		    "resend a dead letter (it did not fit the stream's schema): "
+		    "drop it, or fix the schema and replay\n", sink);
+		return 1;
+	}
 	if (spool_dead_mark(t->sp, sink, seq, 1, NULL, now_ms(), &n,
 	    t->err) != SPOOL_OK)
 		return fail(t);

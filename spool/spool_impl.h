@@ -23,9 +23,9 @@ void	spool_seterr(char *err, const char *fmt, ...)
 #define KEY_CHECK_TEXT	"ferry spool key check"
 #define WALK_CHUNK	4096		/* entries per read transaction */
 #define DEDUP_KEY	(8 + SPOOL_IDLEN)	/* first_seen_ms, fingerprint */
-#define FP_FRAMED	2	/* meta "fingerprint": the stream's length hashed */
 #define DEDUP_VAL	8			/* seq */
 #define CURSOR_VAL	16
+#define FP_FRAMED	2	/* meta "fingerprint": the stream's length hashed */
 
 /* dedup.c: fingerprint prefix -> first_seen_ms, see its header. */
 #define DINDEX_MOVE_STEP	8		/* old slots moved per put */

@@ -321,12 +321,12 @@ min_cursor(struct spool *sp, MDB_txn *txn, const char *const *sinks,
 		if (v.mv_size != CURSOR_VAL || !sink_listed(&k, sinks, n))
 			continue;
 		s = record_get64(v.mv_data);
-		*any = 1;
 		found++;
 		if (s < *min)
 			*min = s;
 	}
 	mdb_cursor_close(c);
+	*any = found > 0;
 	if (sinks != NULL && found < n)
 		*min = 0;
 	return rc == MDB_NOTFOUND ? 0 : rc;

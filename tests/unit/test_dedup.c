@@ -37,6 +37,18 @@ count_fp(const struct dindex *d, uint64_t fp, uint64_t want_t, int *seen)
 	return n;
 }
 
+/* Deletes every live entry of the N of R: the (new) table ends empty. */
+static void
+del_all(struct dindex *d, const struct ref *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].live)
+			assert_int_equal(dindex_del(d, r[i].fp, r[i].t), 1);
+	assert_int_equal(d->n, 0);
+	for (size_t i = 0; i < d->cap; i++)
+		assert_int_equal(d->e[i].t, 0);
+}
+
 /*
  * Deletes one of the first N reference entries, chosen at random, if it
  * is live: found once, then no more.  Returns how many it deleted.
@@ -83,13 +95,7 @@ t_against_reference(void **state)
 		count_fp(&d, r[i].fp, r[i].t, &seen);
 		assert_int_equal(seen, r[i].live);
 	}
-	/* delete everything: the table ends empty */
-	for (size_t i = 0; i < N; i++)
-		if (r[i].live)
-			assert_int_equal(dindex_del(&d, r[i].fp, r[i].t), 1);
-	assert_int_equal(d.n, 0);
-	for (size_t i = 0; i < d.cap; i++)
-		assert_int_equal(d.e[i].t, 0);
+	del_all(&d, r, N);
 	dindex_free(&d);
 	free(r);
 }
@@ -162,12 +168,7 @@ t_growth_is_incremental(void **state)
 	}
 	assert_true(growths >= 4);
 	assert_true(checked_during >= 10);
-	for (size_t i = 0; i < M; i++)
-		if (r[i].live)
-			assert_int_equal(dindex_del(&d, r[i].fp, r[i].t), 1);
-	assert_int_equal(d.n, 0);
-	for (size_t i = 0; i < d.cap; i++)
-		assert_int_equal(d.e[i].t, 0);
+	del_all(&d, r, M);
 	for (size_t i = d.moved; d.old != NULL && i < d.ocap; i++)
 		assert_true(d.old[i].t == 0 || d.old[i].t == DINDEX_TOMB);
 	dindex_free(&d);
